@@ -1,0 +1,85 @@
+"""The app factory: routes of every dialect, error handlers, request ids, the in-process worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from batchgate import ids
+from batchgate.api.errors import HANDLERS, openai_error
+from batchgate.api.openai.routes import routes as openai_routes
+from batchgate.engine.worker import Worker
+from batchgate.service import Service
+
+
+@dataclass
+class Runtime:
+    """What the app needs, built once by the CLI (or a test) and passed in."""
+
+    service: Service
+    worker: Worker | None = None  # run in-process when set
+    public_url: str | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+
+class RequestId:
+    """Every answer carries ``x-request-id`` (the openai SDK reads it into errors)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ids.request_id().encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def health(request: Request) -> Response:
+    service: Service = request.app.state.runtime.service
+    try:
+        await service.store.call(service.store.ping)
+    except Exception as exc:  # any failure to reach the store is "unhealthy"
+        return openai_error(503, f"store unreachable: {exc}", type="server_error")
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if runtime.worker is not None:
+            runtime._stop = asyncio.Event()
+            task = asyncio.create_task(runtime.worker.run(runtime._stop))
+        yield
+        if task is not None:
+            runtime._stop.set()
+            await task
+
+    app = Starlette(
+        routes=[Route("/health", health), *openai_routes()],
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_middleware(RequestId)
+    return app

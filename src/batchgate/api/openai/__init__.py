@@ -1,0 +1,1 @@
+"""The OpenAI Files + Batch dialect."""

@@ -1,0 +1,1 @@
+"""The command line: serve, worker, simulate (client commands arrive with the SDK)."""

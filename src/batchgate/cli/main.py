@@ -1,0 +1,206 @@
+"""``batchgate``: the command line entry point (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batchgate.errors import BatchgateError
+
+app = typer.Typer(
+    name="batchgate",
+    help="A self-hosted LLM batch server: OpenAI batch files on any upstream, durably.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", help="State directory: SQLite database and blobs.")
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="BATCHGATE_DATABASE_URL",
+                 help="postgresql://… to share state between processes (default: SQLite)."),
+]  # fmt: skip
+Upstream = Annotated[
+    str | None,
+    typer.Option("--upstream", help="Base URL of one OpenAI-compatible upstream, e.g. "
+                 "http://127.0.0.1:8000/v1 (every model routes to it)."),
+]  # fmt: skip
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="TOML file with several upstreams and routes.")
+]
+Concurrency = Annotated[int, typer.Option(help="Max requests in flight to the upstream.")]
+Rpm = Annotated[int, typer.Option(help="Requests per minute to the upstream (0 = no limit).")]
+Tpm = Annotated[int, typer.Option(help="Tokens per minute to the upstream (0 = no limit).")]
+Timeout = Annotated[float, typer.Option("--upstream-timeout", help="Seconds per upstream call.")]
+KeyEnv = Annotated[
+    str, typer.Option("--api-key-env", help="Env var holding the upstream's API key.")
+]
+LeaseTtl = Annotated[
+    float, typer.Option(help="Seconds before a dead worker's rows are taken over.")
+]
+MaxAttempts = Annotated[int, typer.Option(help="Sends per request before it fails.")]
+RetryBase = Annotated[float, typer.Option(help="First retry back-off in seconds (doubles).")]
+MaxLines = Annotated[int | None, typer.Option(help="Max lines per batch file (default 50000).")]
+MaxFileMb = Annotated[int | None, typer.Option(help="Max batch file size in MB (default 200).")]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
+
+def _fail(exc: BatchgateError) -> None:
+    typer.echo(f"error: {exc.message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    data_dir: DataDir = Path("./data"),
+    database_url: DatabaseUrl = None,
+    upstream: Upstream = None,
+    config: ConfigFile = None,
+    concurrency: Concurrency = 64,
+    rpm: Rpm = 0,
+    tpm: Tpm = 0,
+    upstream_timeout: Timeout = 600.0,
+    api_key_env: KeyEnv = "BATCHGATE_UPSTREAM_API_KEY",
+    worker: Annotated[bool, typer.Option(help="Run a worker in this process.")] = True,
+    lease_ttl: LeaseTtl = 30.0,
+    max_attempts: MaxAttempts = 5,
+    retry_base_delay: RetryBase = 1.0,
+    max_lines: MaxLines = None,
+    max_file_mb: MaxFileMb = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run the API (OpenAI Files + Batches) with an in-process worker."""
+    import uvicorn
+
+    from batchgate.api import Runtime, create_app
+    from batchgate.cli import runtime as rt
+    from batchgate.engine.worker import Worker
+    from batchgate.service import Service
+
+    rt.setup_logging(log_level)
+    try:
+        cfg = rt.build_config(rt.UpstreamOptions(
+            upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
+            max_lines, max_file_mb,
+        ))  # fmt: skip
+        store, blobs = rt.open_backends(rt.StoreOptions(data_dir, database_url))
+    except BatchgateError as exc:
+        _fail(exc)
+        return
+    opts = rt.worker_options(
+        lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
+        poll_interval=0.25,
+    )  # fmt: skip
+    service = Service(store, blobs, cfg)
+    runtime = Runtime(service, Worker(store, blobs, cfg, opts) if worker else None)
+    uvicorn.run(
+        create_app(runtime), host=host, port=port, loop="uvloop", http="httptools",
+        log_level=log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
+    )  # fmt: skip
+    store.close()
+
+
+@app.command("worker")
+def worker_cmd(
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path("./data"),
+    upstream: Upstream = None,
+    config: ConfigFile = None,
+    concurrency: Concurrency = 64,
+    rpm: Rpm = 0,
+    tpm: Tpm = 0,
+    upstream_timeout: Timeout = 600.0,
+    api_key_env: KeyEnv = "BATCHGATE_UPSTREAM_API_KEY",
+    lease_ttl: LeaseTtl = 30.0,
+    max_attempts: MaxAttempts = 5,
+    retry_base_delay: RetryBase = 1.0,
+    max_lines: MaxLines = None,
+    max_file_mb: MaxFileMb = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run a worker without the API (several may share one PostgreSQL database)."""
+    import uvloop
+
+    from batchgate.cli import runtime as rt
+    from batchgate.engine.worker import Worker
+
+    rt.setup_logging(log_level)
+    try:
+        cfg = rt.build_config(rt.UpstreamOptions(
+            upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
+            max_lines, max_file_mb,
+        ))  # fmt: skip
+        store, blobs = rt.open_backends(rt.StoreOptions(data_dir, database_url))
+    except BatchgateError as exc:
+        _fail(exc)
+        return
+    opts = rt.worker_options(
+        lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
+        poll_interval=0.25,
+    )  # fmt: skip
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print("batchgate worker started", flush=True)
+        await Worker(store, blobs, cfg, opts).run(stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(main())
+    store.close()
+
+
+@app.command()
+def simulate(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    latency_ms: Annotated[float, typer.Option(help="Mean added latency per reply.")] = 0.0,
+    jitter_ms: Annotated[float, typer.Option(help="Uniform ± jitter on the latency.")] = 0.0,
+    rate_429: Annotated[float, typer.Option(help="Share of requests answered 429.")] = 0.0,
+    rate_500: Annotated[float, typer.Option(help="Share answered 500.")] = 0.0,
+    rate_503: Annotated[float, typer.Option(help="Share answered 503.")] = 0.0,
+    rate_drop: Annotated[float, typer.Option(help="Share whose connection is dropped.")] = 0.0,
+    rate_slow: Annotated[float, typer.Option(help="Share answered after --slow-ms.")] = 0.0,
+    slow_ms: Annotated[float, typer.Option(help="Delay of a slow reply.")] = 30_000.0,
+    rate_malformed: Annotated[float, typer.Option(help="Share answered with bad JSON.")] = 0.0,
+    retry_after_s: Annotated[float, typer.Option(help="Retry-After on 429/503.")] = 1.0,
+    overload: Annotated[
+        int, typer.Option("--overload", help="Answer 429 beyond this many in flight (0 = off).")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for fault draws.")] = 0,
+) -> None:
+    """Run the simulated OpenAI-compatible upstream (for tests, demos and benchmarks)."""
+    from batchgate.sim import SimConfig, run_simulator
+
+    try:
+        cfg = SimConfig(
+            latency_ms=latency_ms, jitter_ms=jitter_ms, rate_429=rate_429, rate_500=rate_500,
+            rate_503=rate_503, rate_drop=rate_drop, rate_slow=rate_slow, slow_ms=slow_ms,
+            rate_malformed=rate_malformed, retry_after_s=retry_after_s,
+            overload_max_in_flight=overload, seed=seed,
+        )  # fmt: skip
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    run_simulator(cfg, host, port)
+
+
+def main() -> None:
+    try:
+        app()
+    except BatchgateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(2)

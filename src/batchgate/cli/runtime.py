@@ -1,0 +1,80 @@
+"""Building the pieces a command needs from its flags: config, store, blobs, worker options."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchgate.config import Config, Limits, load_config, single_upstream
+from batchgate.engine.retry import RetryPolicy
+from batchgate.engine.worker import WorkerOptions
+from batchgate.errors import ConfigError
+from batchgate.storage.blobs import BlobStore
+from batchgate.storage.sql import Store, open_store
+
+
+@dataclass
+class StoreOptions:
+    data_dir: Path
+    database_url: str | None
+
+
+@dataclass
+class UpstreamOptions:
+    upstream: str | None
+    config: Path | None
+    concurrency: int
+    rpm: int
+    tpm: int
+    timeout: float
+    api_key_env: str | None
+    max_lines: int | None
+    max_file_mb: int | None
+
+
+def open_backends(opts: StoreOptions) -> tuple[Store, BlobStore]:
+    """The row store (SQLite under ``data_dir`` unless a database URL is given) and blobs."""
+    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    url = opts.database_url or f"sqlite:///{(opts.data_dir / 'batchgate.db').resolve()}"
+    return open_store(url), BlobStore(opts.data_dir / "blobs")
+
+
+def build_config(opts: UpstreamOptions) -> Config:
+    if opts.config and opts.upstream:
+        raise ConfigError("Give either --upstream URL or --config FILE, not both.")
+    if opts.config:
+        config = load_config(opts.config)
+    elif opts.upstream:
+        config = single_upstream(
+            opts.upstream, concurrency=opts.concurrency, rpm=opts.rpm, tpm=opts.tpm,
+            timeout=opts.timeout, api_key_env=opts.api_key_env,
+        )  # fmt: skip
+    else:
+        raise ConfigError(
+            "No upstream: pass --upstream http://HOST:PORT/v1 (one OpenAI-compatible server) "
+            "or --config batchgate.toml (several)."
+        )
+    limits = config.limits
+    if opts.max_lines:
+        limits = dataclasses.replace(limits, max_lines=opts.max_lines)
+    if opts.max_file_mb:
+        limits = dataclasses.replace(limits, max_file_bytes=opts.max_file_mb * 1024 * 1024)
+    return dataclasses.replace(config, limits=limits) if limits != config.limits else config
+
+
+def worker_options(
+    *, lease_ttl: float, max_attempts: int, retry_base_delay: float, poll_interval: float
+) -> WorkerOptions:
+    retry = RetryPolicy(max_attempts=max_attempts, base_delay=retry_base_delay)
+    return WorkerOptions(lease_ttl=lease_ttl, retry=retry, poll_interval=poll_interval)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+__all__ = ["Limits", "StoreOptions", "UpstreamOptions", "build_config", "open_backends"]

@@ -1,0 +1,1 @@
+"""The engine: ingest (validate into rows), lease, dispatch under limits, record, finalize."""

@@ -1,0 +1,151 @@
+"""Validate an input file streaming, line by line, into request rows (or fail the batch).
+
+Memory is bounded by one chunk of rows; duplicates are found by the database, not a Python set.
+A failed validation leaves no request rows behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from batchgate.config import Limits, Router
+from batchgate.domain.jsonl import (
+    ErrorCollector,
+    FileTooLarge,
+    LineError,
+    ParsedLine,
+    iter_lines,
+    parse_batch_line,
+)
+from batchgate.domain.states import RowState
+from batchgate.storage.blobs import BlobStore
+from batchgate.storage.sql import Store
+from batchgate.storage.types import IngestRow
+
+CHUNK_ROWS = 2000
+
+
+class _Ingest:
+    def __init__(self, store: Store, batch: dict[str, Any], router: Router, limits: Limits) -> None:
+        self.store, self.batch, self.router, self.limits = store, batch, router, limits
+        self.errors = ErrorCollector(cap=limits.max_errors)
+        self.chunk: list[IngestRow] = []
+        self.count = 0
+        self.unroutable = 0
+        self.models: set[str] = set()
+        self.blank_lines: list[int] = []
+
+    def add_line(self, line: int, raw: bytes) -> None:
+        res = parse_batch_line(raw, line, self.batch["endpoint"])
+        if isinstance(res, LineError) and res.code == "blank_line":
+            self.blank_lines.append(line)  # an error only if a non-blank line follows
+            return
+        for blank in self.blank_lines:
+            self.errors.add(LineError(
+                "blank_line", f"Line {blank}: blank line; every line must be one JSON object.",
+                blank,
+            ))  # fmt: skip
+        self.blank_lines.clear()
+        self.count += 1
+        if isinstance(res, LineError):
+            self.errors.add(res)
+        elif not self.errors.count:
+            self.chunk.append(self.to_row(res))
+            if len(self.chunk) >= CHUNK_ROWS:
+                self.flush()
+
+    def to_row(self, p: ParsedLine) -> IngestRow:
+        route = self.router.route(p.model)
+        if len(self.models) < 2 and p.model:
+            self.models.add(p.model)
+        if route is None:
+            self.unroutable += 1
+            return IngestRow(
+                p.line, p.custom_id, RowState.FAILED.value, None, p.model, p.body_bytes,
+                p.est_tokens, "model_not_found",
+                f"Line {p.line}: no upstream serves model {p.model!r}; "
+                "add it to an upstream's models, an alias or a default upstream.",
+            )  # fmt: skip
+        body = p.body_bytes
+        if route.model != p.model:
+            body = orjson.dumps({**p.body, "model": route.model})
+        return IngestRow(
+            p.line, p.custom_id, RowState.QUEUED.value, route.upstream, route.model, body,
+            p.est_tokens,
+        )  # fmt: skip
+
+    def flush(self) -> None:
+        if self.chunk:
+            self.store.insert_rows(self.batch["id"], self.chunk, time.time())
+            self.chunk = []
+
+
+def ingest(
+    store: Store,
+    blobs: BlobStore,
+    batch: dict[str, Any],
+    token: str,
+    router: Router,
+    limits: Limits,
+    *,
+    renew: Callable[[], None] = lambda: None,
+) -> bool:
+    """Validate ``batch``'s input file into rows; start the batch or fail it. True if started."""
+    bid = batch["id"]
+    store.delete_rows(bid)  # a validation that crashed half-way starts over
+    job = _Ingest(store, batch, router, limits)
+    file = store.get_file(batch["input_file_id"])
+    if file is None:
+        job.errors.add(LineError("invalid_request", "The input file no longer exists.", None))
+    else:
+        _read_file(job, blobs, file["blob_key"], limits, renew)
+    if not job.errors.count:
+        job.flush()
+        if job.count == 0:
+            job.errors.add(LineError("empty_file", "The input file has no requests.", None))
+        else:
+            _check_duplicates(job, store)
+    now = int(time.time())
+    if job.errors.count:
+        store.fail_batch(bid, token, job.errors.to_list(), now)
+        return False
+    model = next(iter(job.models)) if len(job.models) == 1 else None
+    return store.start_batch(
+        bid, token, total=job.count, failed=job.unroutable, model=model, now=now
+    )
+
+
+def _read_file(
+    job: _Ingest, blobs: BlobStore, key: str, limits: Limits, renew: Callable[[], None]
+) -> None:
+    with blobs.open(key) as fh:
+        try:
+            for line, raw in iter_lines(fh, max_bytes=limits.max_file_bytes):
+                if job.count >= limits.max_lines:
+                    job.errors.add(LineError(
+                        "too_many_tasks",
+                        f"The input file has more than {limits.max_lines} requests "
+                        f"(line {line} is over the limit).", None,
+                    ))  # fmt: skip
+                    return
+                job.add_line(line, raw)
+                if line % 20_000 == 0:
+                    renew()
+        except FileTooLarge as exc:
+            job.errors.add(LineError("file_too_large", exc.message, None))
+
+
+def _check_duplicates(job: _Ingest, store: Store) -> None:
+    dups, total = store.duplicate_custom_ids(job.batch["id"], job.errors.cap)
+    for custom_id, line in dups:
+        job.errors.add(LineError(
+            "duplicate_custom_id",
+            f"Line {line}: custom_id {custom_id!r} is used by an earlier line; "
+            "each custom_id must be unique within the batch.", line, "custom_id",
+        ))  # fmt: skip
+    for _ in range(total - len(dups)):
+        job.errors.add(LineError("duplicate_custom_id", "", None))

@@ -1,0 +1,88 @@
+"""Turn one upstream Attempt into the row's next state: success, retry at t, or final error."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import orjson
+
+from batchgate.domain.states import RowState
+from batchgate.engine.retry import GiveUp, Outcome, Retry, RetryPolicy, decide
+from batchgate.providers.base import Attempt
+from batchgate.storage.types import LeasedRow, RowResult
+
+_rng = random.Random()
+
+
+def usage_of(doc: Any) -> tuple[int, int, int, int]:
+    """(input, output, cached, reasoning) tokens from a Chat/Completions/Embeddings/Responses
+    reply; zeros when the upstream sent no usage."""
+    usage = doc.get("usage") if isinstance(doc, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0, 0, 0
+    if "input_tokens" in usage:  # Responses API shape
+        inp, out = usage.get("input_tokens"), usage.get("output_tokens")
+        cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+        reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    else:
+        inp, out = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    return _int(inp), _int(out), _int(cached), _int(reasoning)
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and v > 0 else 0
+
+
+def _error_body(attempt: Attempt) -> bytes:
+    """The upstream's error answer as one compact JSON object (wrapped if it was not one)."""
+    try:
+        doc = orjson.loads(attempt.body)
+    except orjson.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict):
+        text = attempt.body[:2000].decode("utf-8", "replace")
+        doc = {"error": {"message": text, "type": "upstream_error", "param": None, "code": None}}
+    return orjson.dumps(doc)
+
+
+def to_result(row: LeasedRow, attempt: Attempt, policy: RetryPolicy) -> RowResult:
+    """Decide what ``attempt`` means for ``row`` (the pure core of the worker's record step)."""
+    doc: Any = None
+    kind = attempt.kind
+    if attempt.status is not None and 200 <= attempt.status < 300:
+        try:
+            doc = orjson.loads(attempt.body)
+        except orjson.JSONDecodeError:
+            kind = "malformed"
+        if not isinstance(doc, dict):
+            kind = "malformed"
+    outcome = Outcome(attempt.status, kind, attempt.retry_after, attempt.message)
+    decision = decide(outcome, row.attempts, policy, _rng)
+    base = RowResult(row.batch_id, row.line, row.lease_token, RowState.FAILED.value)
+    if decision is None:
+        body = attempt.body if b"\n" not in attempt.body else orjson.dumps(doc)
+        inp, out, cached, reasoning = usage_of(doc)
+        base.state, base.status_code, base.response = RowState.SUCCEEDED.value, attempt.status, body
+        base.request_id = attempt.request_id
+        base.input_tokens, base.output_tokens = inp, out
+        base.cached_tokens, base.reasoning_tokens = cached, reasoning
+        return base
+    if isinstance(decision, Retry):
+        base.state = RowState.QUEUED.value
+        base.next_attempt_at = time.time() + decision.delay
+        base.status_code, base.error_code = attempt.status, "retrying"
+        base.error_message = decision.reason
+        return base
+    return _give_up(base, attempt, kind, decision)
+
+
+def _give_up(base: RowResult, attempt: Attempt, kind: str, decision: GiveUp) -> RowResult:
+    if attempt.status is not None and kind == "http":
+        base.status_code, base.response = attempt.status, _error_body(attempt)
+        base.request_id = attempt.request_id
+    base.error_code, base.error_message = decision.code, decision.message
+    return base

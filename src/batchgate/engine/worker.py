@@ -1,0 +1,267 @@
+"""The worker: lease → send → record, plus the housekeeping that validates, sweeps and finalizes.
+
+One worker runs inside ``batchgate serve`` or alone as ``batchgate worker``; any number of them
+may share one database. Everything a worker holds is a lease in the database, so a worker that
+dies loses nothing: its leases expire and another worker takes the rows over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchgate.config import Config, Router
+from batchgate.domain.states import BatchStatus, RowState
+from batchgate.engine.finalize import finalize
+from batchgate.engine.ingest import ingest
+from batchgate.engine.lanes import Lane
+from batchgate.engine.results import to_result
+from batchgate.engine.retry import RetryPolicy
+from batchgate.errors import BatchgateError
+from batchgate.providers.base import Provider
+from batchgate.providers.openai import OpenAIProvider
+from batchgate.storage.blobs import BlobStore
+from batchgate.storage.sql import Store
+from batchgate.storage.types import LeasedRow, RowResult
+
+log = logging.getLogger("batchgate.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    lease_ttl: float = 30.0  # a dead worker's rows are taken over this long after its last beat
+    poll_interval: float = 0.25  # how often idle loops look for new work
+    flush_interval: float = 0.02  # group commit: results wait at most this long
+    flush_max: int = 1000  # … or until this many are pending
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    validate: bool = True
+    finalize: bool = True
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        config: Config,
+        options: WorkerOptions | None = None,
+        provider_factory: Callable[..., Provider] = OpenAIProvider,
+    ) -> None:
+        self.store, self.blobs, self.config = store, blobs, config
+        self.opts = options or WorkerOptions()
+        self.router = Router(config)
+        self.owner = _owner_id()
+        self.lanes = {u.name: Lane(u, provider_factory(u)) for u in config.upstreams}
+        self._pending: list[RowResult] = []
+        self._flushed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._has_results = asyncio.Event()
+        self._batches: list[tuple[str, str]] = []
+        self._batches_at = 0.0
+        self._stopping = False
+
+    # -- public ------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Tell idle loops there is new work (called by the API in the same process)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then hand back what was leased but not sent."""
+        tasks = [asyncio.create_task(self._housekeeping(), name="housekeeping")]
+        tasks.append(asyncio.create_task(self._recorder(), name="recorder"))
+        for lane in self.lanes.values():
+            tasks.append(asyncio.create_task(self._feeder(lane), name=f"feed-{lane.name}"))
+            tasks += [
+                asyncio.create_task(self._runner(lane, k), name=f"run-{lane.name}-{k}")
+                for k in range(lane.runners)
+            ]
+        log.info("worker_started owner=%s lanes=%s", self.owner, list(self.lanes))
+        await stop.wait()
+        self._stopping = True
+        for t in tasks[2:]:
+            t.cancel()
+        await asyncio.gather(*tasks[2:], return_exceptions=True)
+        tasks[0].cancel()
+        await asyncio.gather(tasks[0], return_exceptions=True)
+        self._has_results.set()
+        await self._flush()
+        tasks[1].cancel()
+        await asyncio.gather(tasks[1], return_exceptions=True)
+        await self.store.call(self.store.release_leases, self.owner)
+        for lane in self.lanes.values():
+            await lane.provider.close()
+        log.info("worker_stopped owner=%s", self.owner)
+
+    # -- dispatch: lease → send → record -------------------------------------------------------
+
+    async def _feeder(self, lane: Lane) -> None:
+        while True:
+            want = lane.wanted
+            rows: list[LeasedRow] = []
+            if want >= max(1, lane.runners // 4):
+                batches = await self._dispatchable()
+                if batches:
+                    rows = await self._safely(
+                        self.store.lease, [b for b, _ in batches], lane.name, min(want, 1000),
+                        owner=self.owner, token=uuid.uuid4().hex, now=time.time(),
+                        ttl=self.opts.lease_ttl,
+                    ) or []  # fmt: skip
+                    endpoints = dict(batches)
+                    for row in rows:
+                        row.endpoint = endpoints[row.batch_id]
+                        lane.queue.put_nowait(row)
+            if len(rows) < want // 2:
+                await self._idle(self.opts.poll_interval)
+            else:
+                await asyncio.sleep(0.005)
+
+    async def _runner(self, lane: Lane, k: int) -> None:
+        while True:
+            if not lane.may_run(k):
+                await asyncio.sleep(0.05)
+                continue
+            row = await lane.queue.get()
+            await lane.admit(row)
+            lane.in_flight += 1
+            try:
+                attempt = await lane.provider.send(row.endpoint, row.body)
+            finally:
+                lane.in_flight -= 1
+            result = to_result(row, attempt, self.opts.retry)
+            lane.settle(row, attempt.status, result.input_tokens + result.output_tokens)
+            self._pending.append(result)
+            if len(self._pending) >= self.opts.flush_max:
+                self._has_results.set()
+
+    async def _recorder(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._has_results.wait(), self.opts.flush_interval)
+            self._has_results.clear()
+            if self._pending:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        while True:
+            try:
+                await self.store.call(self.store.record, batch, time.time())
+                break
+            except BatchgateError as exc:  # the store is down: keep the results and try again
+                log.warning("record_failed error=%s pending=%d", exc, len(batch))
+                await asyncio.sleep(1.0)
+        if any(r.state == RowState.QUEUED for r in batch):
+            self.wake()
+
+    async def _dispatchable(self) -> list[tuple[str, str]]:
+        now = time.monotonic()
+        if now - self._batches_at > 0.5 or self._wake.is_set():
+            self._batches = await self._safely(self.store.dispatchable_batches, time.time()) or []
+            self._batches_at = now
+        return self._batches
+
+    # -- housekeeping: validate, sweep, finalize, heartbeat, reclaim ------------------------------
+
+    async def _housekeeping(self) -> None:
+        last_beat = last_reclaim = 0.0
+        while True:
+            now = time.monotonic()
+            if now - last_beat > self.opts.lease_ttl / 3:
+                until = time.time() + self.opts.lease_ttl
+                await self._safely(self.store.heartbeat, self.owner, until)
+                last_beat = now
+            if now - last_reclaim > min(5.0, self.opts.lease_ttl / 2):
+                n = await self._safely(self.store.reclaim_expired_leases, time.time())
+                if n:
+                    log.info("leases_reclaimed rows=%d", n)
+                    self.wake()
+                last_reclaim = now
+            busy = await self._housekeep_once()
+            if not busy:
+                await self._idle(self.opts.poll_interval)
+
+    async def _housekeep_once(self) -> bool:
+        busy = False
+        if self.opts.validate:
+            busy |= await self._claimed(
+                lambda token, ttl: self.store.claim_batch(
+                    [BatchStatus.VALIDATING.value], token, time.time(), ttl
+                ),
+                self._validate,
+            )
+        for bid, code in await self._safely(self.store.batches_to_sweep, time.time()) or []:
+            if await self._safely(self.store.end_queued_rows, bid, code, time.time()):
+                busy = True
+        if self.opts.finalize:
+            busy |= await self._claimed(
+                lambda token, ttl: self.store.claim_finalizable(token, time.time(), ttl),
+                self._finalize,
+            )
+        return busy
+
+    async def _claimed(
+        self,
+        claim: Callable[[str, float], dict[str, Any] | None],
+        work: Callable[[dict[str, Any], str], Awaitable[None]],
+    ) -> bool:
+        token = uuid.uuid4().hex
+        batch = await self._safely(claim, token, self.opts.lease_ttl)
+        if not batch:
+            return False
+        renewer = asyncio.create_task(self._renew_claim(batch["id"], token))
+        try:
+            await work(batch, token)
+        except BatchgateError as exc:
+            log.exception("batch_step_failed batch_id=%s error=%s", batch["id"], exc)
+        finally:
+            renewer.cancel()
+        return True
+
+    async def _renew_claim(self, batch_id: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self.opts.lease_ttl / 3)
+            until = time.time() + self.opts.lease_ttl
+            await self._safely(self.store.renew_claim, batch_id, token, until)
+
+    async def _validate(self, batch: dict[str, Any], token: str) -> None:
+        started = await self.store.call(
+            ingest, self.store, self.blobs, batch, token, self.router, self.config.limits
+        )
+        log.info("batch_validated batch_id=%s started=%s", batch["id"], started)
+        self._batches_at = 0.0
+        self.wake()
+
+    async def _finalize(self, batch: dict[str, Any], token: str) -> None:
+        done = await self.store.call(finalize, self.store, self.blobs, batch, token)
+        log.info("batch_finalized batch_id=%s done=%s", batch["id"], done)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def _idle(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def _safely(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a Store method; a store outage is logged and retried by the loop, not fatal."""
+        try:
+            return await self.store.call(fn, *args, **kwargs)
+        except BatchgateError as exc:
+            log.warning("store_call_failed call=%s error=%s", getattr(fn, "__name__", fn), exc)
+            await asyncio.sleep(0.5)
+            return None

@@ -1,0 +1,26 @@
+"""The Provider contract: send one request body, get one Attempt back (never raise)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What one send produced. ``status`` is None when no HTTP answer came back."""
+
+    status: int | None
+    body: bytes = b""
+    request_id: str | None = None
+    retry_after: float | None = None
+    kind: str = "http"  # http | connect | timeout
+    message: str = ""
+
+
+class Provider(Protocol):
+    name: str
+
+    async def send(self, endpoint: str, body: bytes) -> Attempt: ...
+
+    async def close(self) -> None: ...

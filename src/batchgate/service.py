@@ -1,0 +1,194 @@
+"""Use-cases shared by every dialect and the CLI: files, batch creation and cancel.
+
+Synchronous (the API runs them on the store's threads); they raise ClientError subclasses for
+the caller's mistakes, which each dialect renders in its own envelope.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import orjson
+
+from batchgate import ids
+from batchgate.config import Config
+from batchgate.domain.states import TERMINAL
+from batchgate.errors import BatchNotFound, FileNotFound, InvalidRequest, InvalidTransition
+from batchgate.storage.blobs import BlobStore
+from batchgate.storage.sql import Store
+
+FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
+ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
+MAX_ANY_FILE = 512 * 1024 * 1024
+DEFAULT_FILE_TTL = 30 * 86400
+_WINDOW = re.compile(r"^(\d{1,3})h$")
+
+
+@dataclass
+class Service:
+    store: Store
+    blobs: BlobStore
+    config: Config
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def upload_file(
+        self, tenant: str, *, filename: str, purpose: str, src: BinaryIO,
+        expires_after: int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        if purpose not in FILE_PURPOSES:
+            raise InvalidRequest(
+                f"Invalid purpose {purpose!r}; expected one of {sorted(FILE_PURPOSES)}.",
+                param="purpose",
+            )
+        if expires_after is not None and not 3600 <= expires_after <= 2_592_000:
+            raise InvalidRequest(
+                "expires_after[seconds] must be between 3600 and 2592000.",
+                param="expires_after[seconds]",
+            )
+        fid = ids.file_id()
+        size = self.blobs.put_stream(fid, src)
+        limit = self.config.limits.max_file_bytes if purpose == "batch" else MAX_ANY_FILE
+        if size > limit:
+            self.blobs.delete(fid)
+            raise InvalidRequest(
+                f"File is {size} bytes; the limit for purpose {purpose!r} is {limit} bytes.",
+                param="file", code="file_too_large",
+            )  # fmt: skip
+        now = int(time.time())
+        row = {
+            "id": fid, "tenant": tenant, "filename": filename or "upload", "purpose": purpose,
+            "bytes": size, "created_at": now, "status": "processed", "blob_key": fid,
+            "expires_at": now + (expires_after or DEFAULT_FILE_TTL),
+        }  # fmt: skip
+        self.store.insert_file(row)
+        return row
+
+    def get_file(self, tenant: str | None, file_id: str) -> dict[str, Any]:
+        row = self.store.get_file(file_id, tenant)
+        if row is None:
+            raise FileNotFound(f"No such File object: {file_id}", param="id")
+        return row
+
+    def delete_file(self, tenant: str | None, file_id: str) -> dict[str, Any]:
+        row = self.store.delete_file(file_id, tenant)
+        if row is None:
+            raise FileNotFound(f"No such File object: {file_id}", param="id")
+        self.blobs.delete(row["blob_key"])
+        return row
+
+    def open_file(self, tenant: str | None, file_id: str) -> tuple[dict[str, Any], BinaryIO]:
+        row = self.get_file(tenant, file_id)
+        try:
+            return row, self.blobs.open(row["blob_key"])
+        except FileNotFoundError:
+            raise FileNotFound(f"The content of file {file_id} is gone.", param="id") from None
+
+    # -- batches -------------------------------------------------------------------------------
+
+    def create_openai_batch(self, tenant: str, body: Any) -> dict[str, Any]:
+        """Check the create request (not the file: that is validated by a worker, streaming)."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        for name in ("input_file_id", "endpoint", "completion_window"):
+            if body.get(name) is None:
+                raise InvalidRequest(
+                    f"Missing required parameter: '{name}'.",
+                    param=name, code="missing_required_parameter",
+                )  # fmt: skip
+        endpoint = _endpoint(body["endpoint"])
+        window = _window(body["completion_window"])
+        metadata = check_metadata(body.get("metadata"))
+        output_ttl = _output_expiry(body.get("output_expires_after"))
+        fid = body["input_file_id"]
+        file = self.store.get_file(fid, tenant) if isinstance(fid, str) else None
+        if file is None:
+            raise InvalidRequest(
+                f"No such File object: {fid}", param="input_file_id", code="invalid_file"
+            )
+        if file["purpose"] != "batch":
+            raise InvalidRequest(
+                f"File {fid} has purpose {file['purpose']!r}; a batch input needs 'batch'.",
+                param="input_file_id", code="invalid_file",
+            )  # fmt: skip
+        now = int(time.time())
+        row = {
+            "id": ids.batch_id(), "tenant": tenant, "dialect": "openai", "endpoint": endpoint,
+            "input_file_id": fid, "completion_window": body["completion_window"],
+            "status": "validating", "created_at": now, "expires_at": now + window,
+            "metadata": orjson.dumps(metadata).decode() if metadata is not None else None,
+            "output_expires_after": output_ttl,
+        }  # fmt: skip
+        self.store.insert_batch(row)
+        return self.get_batch(tenant, row["id"])
+
+    def get_batch(self, tenant: str | None, batch_id: str) -> dict[str, Any]:
+        row = self.store.get_batch(batch_id, tenant)
+        if row is None:
+            raise BatchNotFound(f"No batch found with id '{batch_id}'.", param="batch_id")
+        return row
+
+    def cancel_batch(self, tenant: str | None, batch_id: str) -> dict[str, Any]:
+        row = self.get_batch(tenant, batch_id)
+        if row["status"] in TERMINAL and row["status"] != "cancelled":
+            raise InvalidTransition(row["status"], "cancelling")
+        return self.store.request_cancel(batch_id, tenant, int(time.time()))
+
+
+def _endpoint(value: Any) -> str:
+    if value not in ENDPOINTS:
+        raise InvalidRequest(
+            f"Unsupported endpoint {value!r}; batchgate supports {', '.join(ENDPOINTS)}.",
+            param="endpoint", code="invalid_value",
+        )  # fmt: skip
+    return str(value)
+
+
+def _window(value: Any) -> int:
+    m = _WINDOW.match(value) if isinstance(value, str) else None
+    hours = int(m.group(1)) if m else 0
+    if not 1 <= hours <= 168:
+        raise InvalidRequest(
+            f"Invalid completion_window {value!r}: expected '24h' (or another whole number of "
+            "hours from '1h' to '168h').",
+            param="completion_window", code="invalid_value",
+        )  # fmt: skip
+    return hours * 3600
+
+
+def check_metadata(value: Any) -> dict[str, str] | None:
+    """OpenAI's metadata rules: ≤ 16 pairs, string keys ≤ 64 chars, string values ≤ 512."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be an object of strings.", param="metadata")
+    if len(value) > 16:
+        raise InvalidRequest("metadata can have at most 16 pairs.", param="metadata")
+    for k, v in value.items():
+        if len(k) > 64:
+            raise InvalidRequest(f"metadata key {k[:20]!r}… is over 64 chars.", param="metadata")
+        if not isinstance(v, str) or len(v) > 512:
+            raise InvalidRequest(
+                f"metadata[{k!r}] must be a string of at most 512 chars.", param="metadata"
+            )
+    return value
+
+
+def _output_expiry(value: Any) -> int | None:
+    if value is None:
+        return None
+    seconds = value.get("seconds") if isinstance(value, dict) else None
+    if (
+        not isinstance(value, dict)
+        or value.get("anchor") != "created_at"
+        or not isinstance(seconds, int)
+        or not 3600 <= seconds <= 2_592_000
+    ):
+        raise InvalidRequest(
+            "output_expires_after must be {'anchor': 'created_at', 'seconds': 3600…2592000}.",
+            param="output_expires_after",
+        )
+    return seconds

@@ -1,0 +1,100 @@
+"""The simulator's knobs: ``SimConfig`` (latency, fault rates, overload, models) and its
+validation, shared by the constructor, ``POST /_sim/config`` and ``SimHandle.configure``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Fault rates in the fixed order faults are drawn in (see faults.py).
+RATE_FIELDS = ("rate_drop", "rate_429", "rate_500", "rate_503", "rate_slow", "rate_malformed")
+_NON_NEGATIVE = ("latency_ms", "jitter_ms", "retry_after_s", "slow_ms")
+
+
+@dataclass
+class SimConfig:
+    """How the simulated upstream behaves. Every field has a default, so ``SimConfig()`` is a
+    fast, fault-free server.
+
+    Latency: each model reply (200, injected 500, malformed) waits ``latency_ms`` ± a uniform
+    ``jitter_ms`` (never below 0); rejections (400, 404, 429, 503, overload) answer at once.
+    Faults: each ``rate_*`` is the probability, drawn independently per request in the order
+    drop, 429, 500, 503, slow, malformed; the first fault drawn wins (see faults.py for how
+    draws are made deterministic). ``overload_max_in_flight`` > 0 answers 429 to a request
+    that arrives while that many are in flight. A request whose model starts with
+    ``fail_model_prefix`` (when non-empty) gets a non-retryable 400 ``model_not_found``.
+
+    Raises ValueError on a rate outside [0, 1], a negative duration or a wrong type.
+    """
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    rate_429: float = 0.0
+    retry_after_s: float = 1.0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    rate_drop: float = 0.0
+    rate_slow: float = 0.0
+    slow_ms: float = 30_000.0
+    rate_malformed: float = 0.0
+    overload_max_in_flight: int = 0
+    seed: int = 0
+    models: list[str] = field(default_factory=lambda: ["sim-model", "sim-embed"])
+    fail_model_prefix: str = "fail-"
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
+        for name in RATE_FIELDS:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        for name in _NON_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.overload_max_in_flight < 0:
+            raise ValueError("overload_max_in_flight must not be negative")
+
+    @property
+    def fault_rates(self) -> tuple[float, ...]:
+        """The fault rates in draw order: drop, 429, 500, 503, slow, malformed."""
+        return tuple(getattr(self, name) for name in RATE_FIELDS)
+
+    def with_changes(self, changes: Mapping[str, Any]) -> SimConfig:
+        """A new config with ``changes`` applied; raises ValueError on an unknown field or a
+        bad value (the current config is left as it was)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown simulator setting(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+def _coerce(name: str, kind: object, value: Any) -> Any:
+    """``value`` checked against the field's declared type (a string, as annotations are
+    postponed), with ints accepted where floats are expected."""
+    bad = ValueError(f"{name}: invalid value {value!r}")
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        if not math.isfinite(value):
+            raise bad
+        return float(value)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad
+        return value
+    # list[str]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise bad
+    return list(value)

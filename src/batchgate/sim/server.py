@@ -1,0 +1,195 @@
+"""The simulator's request handling: routing, overload, fault injection, latency and stats, on
+top of the reply builders. Transport-free: ``protocol.py`` feeds it parsed requests."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import orjson
+
+from batchgate.sim import envelopes
+from batchgate.sim.config import SimConfig
+from batchgate.sim.embeddings import embeddings
+from batchgate.sim.envelopes import InvalidRequest
+from batchgate.sim.faults import Fault, FaultPicker
+from batchgate.sim.replies import chat_completion, completion, model_object, models_list, response
+from batchgate.sim.stats import SimStats
+
+Builder = Callable[[dict[str, Any], SimConfig], dict[str, Any]]
+
+MODEL_ENDPOINTS: dict[str, Builder] = {
+    "/v1/chat/completions": chat_completion,
+    "/v1/completions": completion,
+    "/v1/embeddings": embeddings,
+    "/v1/responses": response,
+}
+
+
+class Reply(NamedTuple):
+    """What to send: ``headers`` are extra header lines (each ending in CRLF); ``delay`` is in
+    seconds; ``slot`` means the reply holds an in-flight slot, so whoever sends (or abandons)
+    it must call ``SimApp.finish`` exactly once."""
+
+    status: int
+    body: bytes
+    headers: bytes = b""
+    delay: float = 0.0
+    slot: bool = False
+
+
+class SimApp:
+    """The simulated upstream, minus the sockets. Not thread-safe: call it from the event
+    loop that serves it (``SimHandle`` marshals calls from other threads)."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.stats = SimStats()
+        self._faults = FaultPicker()
+        self._rng = random.Random(0)
+        self._control: dict[tuple[bytes, str], Callable[[bytes], Reply]] = {
+            (b"GET", "/v1/models"): lambda _: Reply(200, self._models_body),
+            (b"GET", "/health"): lambda _: Reply(200, b'{"status":"ok"}'),
+            (b"GET", "/_sim/stats"): lambda _: Reply(200, orjson.dumps(self.stats.snapshot())),
+            (b"POST", "/_sim/reset"): self._reset_route,
+            (b"GET", "/_sim/config"): lambda _: Reply(200, orjson.dumps(self.config.to_dict())),
+            (b"POST", "/_sim/config"): self._config_route,
+        }
+        self.set_config(config if config is not None else SimConfig())
+
+    @property
+    def config(self) -> SimConfig:
+        """The config in force (replace it with ``set_config`` / ``configure``)."""
+        return self._config
+
+    def set_config(self, config: SimConfig) -> None:
+        """Put ``config`` in force for every request from now on."""
+        self._config = config
+        self._has_faults = any(config.fault_rates)
+        self._has_latency = config.latency_ms > 0 or config.jitter_ms > 0
+        self._rng.seed(config.seed)
+        seconds = config.retry_after_s
+        retry = f"{seconds:g}" if seconds != int(seconds) else str(int(seconds))
+        self._retry_headers = (
+            f"retry-after: {retry}\r\nretry-after-ms: {round(seconds * 1000)}\r\n".encode()
+        )
+        self._overloaded = envelopes.overloaded_body(config.overload_max_in_flight, seconds)
+        self._models_body = orjson.dumps(models_list(config))
+
+    def configure(self, changes: Mapping[str, Any]) -> SimConfig:
+        """Apply field changes live; raises ValueError (config unchanged) on a bad change."""
+        config = self._config.with_changes(changes)
+        self.set_config(config)
+        return config
+
+    def reset(self) -> None:
+        """Zero the stats and forget fault attempt counts (so fault draws start afresh)."""
+        self.stats.reset()
+        self._faults.reset()
+
+    def handle(self, method: bytes, path: str, body: bytes) -> Reply | None:
+        """The reply to one request, or None to close the connection without replying."""
+        if method == b"POST":
+            builder = MODEL_ENDPOINTS.get(path)
+            if builder is not None:
+                return self._model_request(path, builder, body)
+        route = self._control.get((method, path))
+        if route is not None:
+            return route(body)
+        if method == b"GET" and path.startswith("/v1/models/"):
+            return self._model_route(path[len("/v1/models/") :])
+        return Reply(404, envelopes.not_found_body(method.decode("latin-1"), path))
+
+    def finish(self, reply: Reply, sent: bool) -> None:
+        """Release the in-flight slot of a ``slot`` reply once it was sent (or abandoned)."""
+        stats = self.stats
+        stats.in_flight -= 1
+        if sent:
+            stats.by_status[reply.status] = stats.by_status.get(reply.status, 0) + 1
+        else:
+            stats.cancelled += 1
+
+    def _model_request(self, path: str, builder: Builder, body: bytes) -> Reply | None:
+        config = self._config
+        stats = self.stats
+        stats.requests += 1
+        stats.by_path[path] = stats.by_path.get(path, 0) + 1
+        limit = config.overload_max_in_flight
+        if limit and stats.in_flight >= limit:
+            stats.by_status[429] = stats.by_status.get(429, 0) + 1
+            return Reply(429, self._overloaded, self._retry_headers)
+        stats.in_flight += 1
+        if stats.in_flight > stats.max_in_flight:
+            stats.max_in_flight = stats.in_flight
+        fault = self._faults.pick(config, body) if self._has_faults else None
+        if fault is None:
+            return self._model_reply(builder, body, config, self._latency(config))
+        stats.faults[fault.value] = stats.faults.get(fault.value, 0) + 1
+        return self._fault_reply(fault, builder, body, config)
+
+    def _model_reply(self, builder: Builder, body: bytes, config: SimConfig, delay: float) -> Reply:
+        try:
+            request = orjson.loads(body)
+            if not isinstance(request, dict):
+                return Reply(400, envelopes.INVALID_JSON, slot=True)
+            return Reply(200, orjson.dumps(builder(request, config)), b"", delay, True)
+        except orjson.JSONDecodeError:
+            return Reply(400, envelopes.INVALID_JSON, slot=True)
+        except InvalidRequest as exc:
+            return Reply(exc.status, exc.body, slot=True)
+
+    def _fault_reply(
+        self, fault: Fault, builder: Builder, body: bytes, config: SimConfig
+    ) -> Reply | None:
+        if fault is Fault.DROP:
+            self.stats.in_flight -= 1
+            self.stats.dropped += 1
+            return None
+        if fault is Fault.RATE_LIMIT:
+            return Reply(429, envelopes.RATE_LIMITED, self._retry_headers, slot=True)
+        if fault is Fault.UNAVAILABLE:
+            return Reply(503, envelopes.UNAVAILABLE, self._retry_headers, slot=True)
+        if fault is Fault.SERVER_ERROR:
+            return Reply(500, envelopes.SERVER_ERROR, delay=self._latency(config), slot=True)
+        if fault is Fault.SLOW:
+            return self._model_reply(builder, body, config, config.slow_ms / 1000)
+        # MALFORMED: the real reply cut in half, which can never parse (the top-level
+        # object's closing brace is its last byte).
+        reply = self._model_reply(builder, body, config, self._latency(config))
+        if reply.status != 200:
+            return reply
+        return reply._replace(body=reply.body[: len(reply.body) // 2])
+
+    def _latency(self, config: SimConfig) -> float:
+        if not self._has_latency:
+            return 0.0
+        jitter = config.jitter_ms
+        millis = config.latency_ms + (self._rng.uniform(-jitter, jitter) if jitter else 0.0)
+        return max(0.0, millis) / 1000
+
+    def _model_route(self, name: str) -> Reply:
+        if name in self._config.models:
+            return Reply(200, orjson.dumps(model_object(name)))
+        return Reply(
+            404,
+            envelopes.error_body(
+                f"The model `{name}` does not exist (simulated).", code="model_not_found"
+            ),
+        )
+
+    def _reset_route(self, _: bytes) -> Reply:
+        self.reset()
+        return Reply(200, orjson.dumps(self.stats.snapshot()))
+
+    def _config_route(self, body: bytes) -> Reply:
+        try:
+            changes = orjson.loads(body) if body.strip() else {}
+        except orjson.JSONDecodeError:
+            return Reply(400, envelopes.INVALID_JSON)
+        if not isinstance(changes, dict):
+            return Reply(400, envelopes.INVALID_JSON)
+        try:
+            config = self.configure(changes)
+        except (TypeError, ValueError) as exc:
+            return Reply(400, envelopes.error_body(str(exc), param="config"))
+        return Reply(200, orjson.dumps(config.to_dict()))

@@ -1,0 +1,629 @@
+"""The Store: every use-case's reads and writes, on SQLite (embedded) or PostgreSQL (scale-out).
+
+All methods are synchronous and short; async callers run them in a thread (see ``Store.call``).
+Hot-path statements (lease, record) are plain SQL on the driver; the rest is SQLAlchemy Core.
+Every write that acts on leased rows is conditional on the lease token, so a worker whose lease
+was taken over cannot overwrite the new owner's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from batchgate.domain.states import ACTIVE, TERMINAL, BatchStatus, RowState, transition
+from batchgate.errors import BatchNotFound, StoreUnavailable
+from batchgate.storage import migrate
+from batchgate.storage.schema import batches, files, requests
+from batchgate.storage.types import IngestRow, LeasedRow, Row, RowResult
+
+T = TypeVar("T")
+
+_FINAL_FOR_COUNTS = {RowState.SUCCEEDED.value: "completed", RowState.FAILED.value: "failed"}
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; a bare path means SQLite."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return f"sqlite:///{os.path.abspath(url)}"
+    return url
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, pool_size=8, max_overflow=8)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash (kill -9)
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: no deadlock when a reader upgrades to writer.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    """Rows and batches in one SQL database; see the module docstring."""
+
+    def __init__(self, url: str, *, threads: int = 8) -> None:
+        self.url = normalize_url(url)
+        self.is_postgres = self.url.startswith("postgresql")
+        if self.is_postgres:
+            self._write = create_engine(self.url, pool_size=threads, max_overflow=4)
+            self._read = self._write
+        else:
+            self._write = _sqlite_engine(self.url, immediate=True)
+            self._read = _sqlite_engine(self.url, immediate=False)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        migrate.upgrade(self._write)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._write.dispose()
+        self._read.dispose()
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a Store method (or any blocking function) on the store's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        try:
+            with self._write.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database error: {exc.orig}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self._read.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database error: {exc.orig}") from exc
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.is_postgres else sql
+
+    def _skip_locked(self) -> str:
+        return " FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    # -- files ------------------------------------------------------------------------------
+
+    def insert_file(self, row: Row) -> None:
+        with self.write() as conn:
+            conn.execute(insert(files).values(**row))
+
+    def get_file(self, file_id: str, tenant: str | None = None) -> Row | None:
+        q = select(files).where(files.c.id == file_id)
+        if tenant is not None:
+            q = q.where(files.c.tenant == tenant)
+        with self.read() as conn:
+            r = conn.execute(q).mappings().first()
+        return dict(r) if r else None
+
+    def list_files(
+        self, tenant: str | None, *, purpose: str | None, after: str | None, limit: int, order: str
+    ) -> tuple[list[Row], bool]:
+        q = select(files)
+        if tenant is not None:
+            q = q.where(files.c.tenant == tenant)
+        if purpose:
+            q = q.where(files.c.purpose == purpose)
+        desc = order == "desc"
+        if after:
+            q = q.where(files.c.id < after if desc else files.c.id > after)
+        q = q.order_by(files.c.id.desc() if desc else files.c.id.asc()).limit(limit + 1)
+        with self.read() as conn:
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        return rows[:limit], len(rows) > limit
+
+    def delete_file(self, file_id: str, tenant: str | None = None) -> Row | None:
+        with self.write() as conn:
+            q = select(files).where(files.c.id == file_id)
+            if tenant is not None:
+                q = q.where(files.c.tenant == tenant)
+            r = conn.execute(q).mappings().first()
+            if r is None:
+                return None
+            conn.execute(delete(files).where(files.c.id == file_id))
+        return dict(r)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def insert_batch(self, row: Row) -> None:
+        with self.write() as conn:
+            conn.execute(insert(batches).values(**row))
+
+    def get_batch(self, batch_id: str, tenant: str | None = None) -> Row | None:
+        q = select(batches).where(batches.c.id == batch_id)
+        if tenant is not None:
+            q = q.where(batches.c.tenant == tenant)
+        with self.read() as conn:
+            r = conn.execute(q).mappings().first()
+        return dict(r) if r else None
+
+    def list_batches(
+        self, tenant: str | None, *, after: str | None, limit: int, dialect: str | None = None
+    ) -> tuple[list[Row], bool]:
+        q = select(batches)
+        if tenant is not None:
+            q = q.where(batches.c.tenant == tenant)
+        if dialect is not None:
+            q = q.where(batches.c.dialect == dialect)
+        if after:
+            q = q.where(batches.c.id < after)
+        q = q.order_by(batches.c.id.desc()).limit(limit + 1)
+        with self.read() as conn:
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        return rows[:limit], len(rows) > limit
+
+    def request_cancel(self, batch_id: str, tenant: str | None, now: int) -> Row:
+        """Move a batch to ``cancelling`` (idempotent once cancelling or cancelled)."""
+        with self.write() as conn:
+            q = select(batches.c.status).where(batches.c.id == batch_id)
+            if tenant is not None:
+                q = q.where(batches.c.tenant == tenant)
+            status = conn.execute(q).scalar()
+            if status is None:
+                raise BatchNotFound(f"No batch found with id '{batch_id}'.")
+            if status not in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
+                stamp = transition(status, BatchStatus.CANCELLING)
+                conn.execute(
+                    update(batches)
+                    .where(batches.c.id == batch_id)
+                    .values(status=BatchStatus.CANCELLING.value, **{stamp: now})
+                )
+        row = self.get_batch(batch_id)
+        assert row is not None
+        return row
+
+    # -- claims (validation and finalization run under a batch claim) ------------------------
+
+    def claim_batch(
+        self, statuses: Sequence[str], token: str, now: float, ttl: float
+    ) -> Row | None:
+        """Claim one batch in ``statuses`` whose claim is free or expired; None if there is none."""
+        marks = ",".join("?" for _ in statuses)
+        sql = self._q(
+            f"UPDATE batches SET claim_token = ?, claim_expires_at = ? WHERE id = ("
+            f"SELECT id FROM batches WHERE status IN ({marks}) "
+            f"AND (claim_expires_at IS NULL OR claim_expires_at < ?) "
+            f"ORDER BY created_at LIMIT 1{self._skip_locked()}) RETURNING id"
+        )
+        with self.write() as conn:
+            got = conn.exec_driver_sql(sql, (token, now + ttl, *statuses, now)).scalar()
+        return self.get_batch(got) if got else None
+
+    def claim_finalizable(self, token: str, now: float, ttl: float) -> Row | None:
+        """Claim a batch that has no open row left and is not ended yet."""
+        sql = self._q(
+            "UPDATE batches SET claim_token = ?, claim_expires_at = ? WHERE id = ("
+            "SELECT id FROM batches WHERE status IN ('in_progress', 'cancelling', 'finalizing') "
+            "AND completed + failed >= total "
+            "AND (claim_expires_at IS NULL OR claim_expires_at < ?) "
+            f"ORDER BY created_at LIMIT 1{self._skip_locked()}) RETURNING id"
+        )
+        with self.write() as conn:
+            got = conn.exec_driver_sql(sql, (token, now + ttl, now)).scalar()
+        return self.get_batch(got) if got else None
+
+    def renew_claim(self, batch_id: str, token: str, until: float) -> bool:
+        with self.write() as conn:
+            res = conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id, batches.c.claim_token == token)
+                .values(claim_expires_at=until)
+            )
+        return res.rowcount == 1
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def delete_rows(self, batch_id: str) -> None:
+        with self.write() as conn:
+            conn.execute(delete(requests).where(requests.c.batch_id == batch_id))
+
+    def insert_rows(self, batch_id: str, rows: Sequence[IngestRow], now: float) -> None:
+        sql = self._q(
+            "INSERT INTO requests (batch_id, line, custom_id, state, upstream, model, body, "
+            "est_tokens, attempts, next_attempt_at, error_code, error_message, finished_at, "
+            "input_tokens, output_tokens, cached_tokens, reasoning_tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, 0, 0, 0, 0)"
+        )
+        params = [
+            (
+                batch_id, r.line, r.custom_id, r.state, r.upstream, r.model, r.body,
+                r.est_tokens, r.error_code, r.error_message,
+                None if r.state == RowState.QUEUED else now,
+            )
+            for r in rows
+        ]  # fmt: skip
+        with self.write() as conn:
+            conn.exec_driver_sql(sql, params)
+
+    def duplicate_custom_ids(self, batch_id: str, limit: int) -> tuple[list[tuple[str, int]], int]:
+        """(custom_id, line) of every repeat after the first occurrence: the first ``limit``
+        and the total count. Memory is bounded by ``limit``, not by the batch."""
+        inner = (
+            "SELECT custom_id, line, ROW_NUMBER() OVER (PARTITION BY custom_id ORDER BY line) AS n "
+            "FROM requests WHERE batch_id = ?"
+        )
+        with self.read() as conn:
+            total = conn.exec_driver_sql(
+                self._q(f"SELECT COUNT(*) FROM ({inner}) d WHERE n > 1"), (batch_id,)
+            ).scalar()
+            rows = conn.exec_driver_sql(
+                self._q(
+                    f"SELECT custom_id, line FROM ({inner}) d WHERE n > 1 ORDER BY line LIMIT ?"
+                ),
+                (batch_id, limit),
+            ).all()
+        return [(str(r[0]), int(r[1])) for r in rows], int(total or 0)
+
+    def start_batch(
+        self, batch_id: str, token: str, *, total: int, failed: int, model: str | None, now: int
+    ) -> bool:
+        """validating -> in_progress with its counts; False if the batch left ``validating``
+        meanwhile (a cancel), in which case only the counts are set."""
+        with self.write() as conn:
+            status = conn.execute(
+                select(batches.c.status).where(
+                    batches.c.id == batch_id, batches.c.claim_token == token
+                )
+            ).scalar()
+            if status is None:
+                return False
+            values: dict[str, Any] = {
+                "total": total, "failed": failed, "model": model,
+                "claim_token": None, "claim_expires_at": None,
+            }  # fmt: skip
+            started = bool(status == BatchStatus.VALIDATING)
+            if started:
+                values["status"] = BatchStatus.IN_PROGRESS.value
+                values[transition(status, BatchStatus.IN_PROGRESS)] = now
+            conn.execute(update(batches).where(batches.c.id == batch_id).values(**values))
+        return started
+
+    def fail_batch(self, batch_id: str, token: str, errors: list[dict[str, Any]], now: int) -> None:
+        """validating -> failed with line-numbered errors; leaves no request rows behind."""
+        with self.write() as conn:
+            status = conn.execute(
+                select(batches.c.status).where(
+                    batches.c.id == batch_id, batches.c.claim_token == token
+                )
+            ).scalar()
+            if status is None:
+                return
+            conn.execute(delete(requests).where(requests.c.batch_id == batch_id))
+            target = (
+                BatchStatus.FAILED if status == BatchStatus.VALIDATING else BatchStatus.CANCELLED
+            )
+            stamp = transition(status, target)
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id)
+                .values(
+                    status=target.value,
+                    errors=orjson.dumps({"object": "list", "data": errors}).decode(),
+                    claim_token=None,
+                    claim_expires_at=None,
+                    **{stamp: now},
+                )
+            )
+
+    # -- leasing ----------------------------------------------------------------------------
+
+    def dispatchable_batches(self, now: float) -> list[tuple[str, str]]:
+        """(id, endpoint) of batches whose queued rows may be sent now."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(batches.c.id, batches.c.endpoint)
+                .where(batches.c.status == BatchStatus.IN_PROGRESS.value)
+                .where(batches.c.expires_at > now)
+                .order_by(batches.c.created_at)
+            ).all()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def lease(
+        self,
+        batch_ids: Sequence[str],
+        upstream: str,
+        limit: int,
+        *,
+        owner: str,
+        token: str,
+        now: float,
+        ttl: float,
+    ) -> list[LeasedRow]:
+        """Lease up to ``limit`` due rows for ``upstream``, shared fairly across ``batch_ids``."""
+        if not batch_ids or limit <= 0:
+            return []
+        sql = self._q(
+            "UPDATE requests SET state = 'leased', lease_token = ?, lease_owner = ?, "
+            "lease_expires_at = ?, attempts = attempts + 1 "
+            "WHERE (batch_id, line) IN (SELECT batch_id, line FROM requests "
+            "WHERE batch_id = ? AND upstream = ? AND state = 'queued' AND next_attempt_at <= ? "
+            f"ORDER BY line LIMIT ?{self._skip_locked()}) "
+            "RETURNING line, custom_id, body, est_tokens, attempts"
+        )
+        out: list[LeasedRow] = []
+        remaining = list(batch_ids)
+        with self.write() as conn:
+            while remaining and len(out) < limit:
+                share = max(1, (limit - len(out)) // len(remaining))
+                still: list[str] = []
+                for bid in remaining:
+                    got = conn.exec_driver_sql(
+                        sql, (token, owner, now + ttl, bid, upstream, now, share)
+                    ).all()
+                    out.extend(
+                        LeasedRow(bid, r[0], r[1], upstream, bytes(r[2]), r[3], r[4], token)
+                        for r in got
+                    )
+                    if len(got) == share:
+                        still.append(bid)
+                    if len(out) >= limit:
+                        break
+                remaining = still
+        out.sort(key=lambda r: (r.batch_id, r.line))
+        return out
+
+    def heartbeat(self, owner: str, until: float) -> int:
+        """Extend every lease ``owner`` holds; a live worker never loses its rows."""
+        sql = self._q(
+            "UPDATE requests SET lease_expires_at = ? WHERE lease_owner = ? AND state = 'leased'"
+        )
+        with self.write() as conn:
+            return int(conn.exec_driver_sql(sql, (until, owner)).rowcount)
+
+    def release_leases(self, owner: str) -> int:
+        """A worker stopping cleanly hands its unsent rows back at once."""
+        sql = self._q(
+            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
+            "lease_expires_at = NULL WHERE lease_owner = ? AND state = 'leased'"
+        )
+        with self.write() as conn:
+            return int(conn.exec_driver_sql(sql, (owner,)).rowcount)
+
+    def reclaim_expired_leases(self, now: float) -> int:
+        """Put rows whose lease ran out (their worker died) back in the queue."""
+        sql = self._q(
+            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
+            "lease_expires_at = NULL, next_attempt_at = ? "
+            "WHERE state = 'leased' AND lease_expires_at < ?"
+        )
+        with self.write() as conn:
+            return int(conn.exec_driver_sql(sql, (now, now)).rowcount)
+
+    # -- recording --------------------------------------------------------------------------
+
+    def record(self, results: Iterable[RowResult], now: float) -> int:
+        """Write a group of results in one transaction; each is applied only if its lease
+        token still holds. Batch counters and usage move in the same transaction."""
+        final_sql = self._q(
+            "UPDATE requests SET state = ?, status_code = ?, response = ?, request_id = ?, "
+            "error_code = ?, error_message = ?, input_tokens = ?, output_tokens = ?, "
+            "cached_tokens = ?, reasoning_tokens = ?, finished_at = ?, lease_token = NULL, "
+            "lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE batch_id = ? AND line = ? AND lease_token = ? AND state = 'leased'"
+        )
+        retry_sql = self._q(
+            "UPDATE requests SET state = 'queued', next_attempt_at = ?, status_code = ?, "
+            "error_code = ?, error_message = ?, lease_token = NULL, lease_owner = NULL, "
+            "lease_expires_at = NULL "
+            "WHERE batch_id = ? AND line = ? AND lease_token = ? AND state = 'leased'"
+        )
+        sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+        applied = 0
+        with self.write() as conn:
+            cur = conn.connection.cursor()
+            try:
+                for r in results:
+                    if r.state == RowState.QUEUED:
+                        cur.execute(retry_sql, (
+                            r.next_attempt_at, r.status_code, r.error_code, r.error_message,
+                            r.batch_id, r.line, r.lease_token,
+                        ))  # fmt: skip
+                        applied += cur.rowcount
+                        continue
+                    cur.execute(final_sql, (
+                        r.state, r.status_code, r.response, r.request_id, r.error_code,
+                        r.error_message, r.input_tokens, r.output_tokens, r.cached_tokens,
+                        r.reasoning_tokens, now, r.batch_id, r.line, r.lease_token,
+                    ))  # fmt: skip
+                    if cur.rowcount == 1:
+                        applied += 1
+                        s = sums[r.batch_id]
+                        s[0 if r.state == RowState.SUCCEEDED else 1] += 1
+                        s[2] += r.input_tokens
+                        s[3] += r.output_tokens
+                        s[4] += r.cached_tokens
+                        s[5] += r.reasoning_tokens
+            finally:
+                cur.close()
+            self._bump_counters(conn, sums)
+        return applied
+
+    def _bump_counters(self, conn: Connection, sums: dict[str, list[int]]) -> None:
+        sql = self._q(
+            "UPDATE batches SET completed = completed + ?, failed = failed + ?, "
+            "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
+            "cached_tokens = cached_tokens + ?, reasoning_tokens = reasoning_tokens + ? "
+            "WHERE id = ?"
+        )
+        if sums:
+            conn.exec_driver_sql(sql, [(*v, k) for k, v in sorted(sums.items())])
+
+    # -- cancel and expiry act on queued rows ------------------------------------------------
+
+    def batches_to_sweep(self, now: float) -> list[tuple[str, str]]:
+        """(id, code) of batches whose queued rows must end: cancelled or past expiry."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(batches.c.id, batches.c.status, batches.c.expires_at).where(
+                    batches.c.status.in_(
+                        [BatchStatus.CANCELLING.value, BatchStatus.IN_PROGRESS.value]
+                    )
+                )
+            ).all()
+        out = []
+        for bid, status, expires_at in rows:
+            if status == BatchStatus.CANCELLING:
+                out.append((str(bid), "batch_cancelled"))
+            elif expires_at <= now:
+                out.append((str(bid), "batch_expired"))
+        return out
+
+    def end_queued_rows(self, batch_id: str, code: str, now: float) -> int:
+        """Queued rows of a cancelled/expired batch end without being sent."""
+        state = RowState.CANCELED if code == "batch_cancelled" else RowState.EXPIRED
+        message = (
+            "This request was not sent: the batch was cancelled."
+            if state == RowState.CANCELED
+            else "This request was not sent: the batch expired before it could run."
+        )
+        with self.write() as conn:
+            n = conn.exec_driver_sql(
+                self._q(
+                    "UPDATE requests SET state = ?, error_code = ?, error_message = ?, "
+                    "finished_at = ? WHERE batch_id = ? AND state = 'queued'"
+                ),
+                (state.value, code, message, now, batch_id),
+            ).rowcount
+            if n:
+                self._bump_counters(conn, {batch_id: [0, n, 0, 0, 0, 0]})
+        return int(n)
+
+    # -- finalization -----------------------------------------------------------------------
+
+    def set_status(self, batch_id: str, token: str, target: str, now: int) -> bool:
+        """Move a claimed batch to ``target`` through the transition table."""
+        with self.write() as conn:
+            status = conn.execute(
+                select(batches.c.status).where(
+                    batches.c.id == batch_id, batches.c.claim_token == token
+                )
+            ).scalar()
+            if status is None:
+                return False
+            if status == target:
+                return True
+            stamp = transition(status, target)
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id)
+                .values(status=target, **{stamp: now})
+            )
+        return True
+
+    def iter_finished_rows(self, batch_id: str, *, chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+        """Every row of a batch in input order, a chunk at a time (bounded memory):
+        (line, custom_id, state, status_code, response, request_id, error_code, error_message)."""
+        sql = self._q(
+            "SELECT line, custom_id, state, status_code, response, request_id, error_code, "
+            "error_message FROM requests WHERE batch_id = ? AND line > ? ORDER BY line LIMIT ?"
+        )
+        after = 0
+        while True:
+            with self.read() as conn:
+                rows = conn.exec_driver_sql(sql, (batch_id, after, chunk)).all()
+            if not rows:
+                return
+            yield from (tuple(r) for r in rows)
+            after = rows[-1][0]
+
+    def finish_batch(
+        self,
+        batch_id: str,
+        token: str,
+        *,
+        target: str,
+        new_files: Sequence[Row],
+        output_file_id: str | None,
+        error_file_id: str | None,
+        now: int,
+    ) -> bool:
+        """End a claimed batch: its output/error file rows and terminal status in one step."""
+        with self.write() as conn:
+            status = conn.execute(
+                select(batches.c.status).where(
+                    batches.c.id == batch_id, batches.c.claim_token == token
+                )
+            ).scalar()
+            if status is None or status in TERMINAL:
+                return False
+            if status == BatchStatus.CANCELLING:
+                target = BatchStatus.CANCELLED.value
+            stamp = transition(status, target)
+            for f in new_files:
+                conn.execute(insert(files).values(**f))
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id)
+                .values(
+                    status=target,
+                    output_file_id=output_file_id,
+                    error_file_id=error_file_id,
+                    claim_token=None,
+                    claim_expires_at=None,
+                    **{stamp: now},
+                )
+            )
+        return True
+
+    # -- checks used by tests and /health ----------------------------------------------------
+
+    def count_rows(self, batch_id: str) -> dict[str, int]:
+        with self.read() as conn:
+            rows = conn.exec_driver_sql(
+                self._q("SELECT state, COUNT(*) FROM requests WHERE batch_id = ? GROUP BY state"),
+                (batch_id,),
+            ).all()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def active_batch_count(self) -> int:
+        with self.read() as conn:
+            rows = conn.execute(
+                select(batches.c.id).where(batches.c.status.in_([s.value for s in ACTIVE]))
+            ).all()
+        return len(rows)
+
+
+def open_store(url: str, *, threads: int = 8, migrate: bool = True) -> Store:
+    """Open the store at ``url`` (SQLite path/URL or postgresql://) and migrate it."""
+    store = Store(url, threads=threads)
+    if migrate:
+        store.migrate()
+    return store
+
+
+__all__ = ["Store", "normalize_url", "open_store"]

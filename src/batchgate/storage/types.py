@@ -1,0 +1,55 @@
+"""Values that cross the Store seam: leased rows going out, results coming back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class LeasedRow:
+    batch_id: str
+    line: int
+    custom_id: str
+    upstream: str
+    body: bytes
+    est_tokens: int
+    attempts: int  # sends so far, including the one this lease is for
+    lease_token: str
+    endpoint: str = ""
+
+
+@dataclass(slots=True)
+class RowResult:
+    """The outcome of one leased row: a final state, or ``queued`` again for a retry."""
+
+    batch_id: str
+    line: int
+    lease_token: str
+    state: str  # RowState value: succeeded | failed | queued
+    status_code: int | None = None
+    response: bytes | None = None
+    request_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    next_attempt_at: float = 0.0
+
+
+@dataclass(slots=True)
+class IngestRow:
+    line: int
+    custom_id: str
+    state: str
+    upstream: str | None
+    model: str | None
+    body: bytes
+    est_tokens: int
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+Row = dict[str, Any]
