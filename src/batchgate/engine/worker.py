@@ -70,7 +70,7 @@ class Worker:
         self._has_results = asyncio.Event()
         self._batches: list[tuple[str, str]] = []
         self._batches_at = 0.0
-        self._stopping = False
+        self._recording = True
 
     # -- public ------------------------------------------------------------------------------
 
@@ -90,15 +90,13 @@ class Worker:
             ]
         log.info("worker_started owner=%s lanes=%s", self.owner, list(self.lanes))
         await stop.wait()
-        self._stopping = True
         for t in tasks[2:]:
             t.cancel()
         await asyncio.gather(*tasks[2:], return_exceptions=True)
         tasks[0].cancel()
         await asyncio.gather(tasks[0], return_exceptions=True)
+        self._recording = False
         self._has_results.set()
-        await self._flush()
-        tasks[1].cancel()
         await asyncio.gather(tasks[1], return_exceptions=True)
         await self.store.call(self.store.release_leases, self.owner)
         for lane in self.lanes.values():
@@ -147,12 +145,16 @@ class Worker:
                 self._has_results.set()
 
     async def _recorder(self) -> None:
-        while True:
+        """Group commit: flush what the runners produced every ``flush_interval`` (or sooner
+        when ``flush_max`` results wait); one last flush after the worker is told to stop."""
+        while self._recording:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._has_results.wait(), self.opts.flush_interval)
+                async with asyncio.timeout(self.opts.flush_interval):
+                    await self._has_results.wait()
             self._has_results.clear()
             if self._pending:
                 await self._flush()
+        await self._flush()
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
@@ -254,7 +256,8 @@ class Worker:
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _safely(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
