@@ -250,8 +250,9 @@ def test_invalid_requests_get_openai_400s(client: httpx.Client) -> None:
     assert_error(no_messages, 400, "messages")
     assert_error(client.post("/v1/embeddings", json={"model": "m"}), 400, "input")
     assert_error(chat(client, "x", max_tokens=0), 400, "max_tokens")
+    assert_error(chat(client, "x", stream=True), 400, "stream")
     stats = client.get("/_sim/stats").json()
-    assert stats["by_status"] == {"400": 6}
+    assert stats["by_status"] == {"400": 7}
 
 
 def test_fail_model_prefix_is_a_deterministic_400(sim: SimHandle, client: httpx.Client) -> None:

@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from batchgate.sim import SimConfig, SimHandle, protocol, start_in_thread
+from batchgate.sim import SimConfig, SimHandle, protocol, server, start_in_thread
 
 
 @pytest.fixture
@@ -141,3 +142,17 @@ def test_run_simulator_prints_listening_line_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_simulator_bug_is_a_500_not_a_hang(
+    sim: SimHandle, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(request: dict[str, Any], config: SimConfig) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(server.MODEL_ENDPOINTS, "/v1/embeddings", broken)
+    reply = httpx.post(sim.url + "/embeddings", json={"model": "e", "input": "x"})
+    assert reply.status_code == 500
+    assert reply.json()["error"]["code"] == "simulator_bug"
+    assert "RuntimeError: boom" in capsys.readouterr().err
+    assert sim.stats()["in_flight"] == 0

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from batchgate.domain.states import RowState
-from batchgate.engine.retry import GiveUp, Outcome, Retry, RetryPolicy, decide
+from batchgate.engine.retry import GiveUp, Outcome, Retry, RetryPolicy, decide, parse_retry_after
 from batchgate.providers.base import Attempt
 from batchgate.storage.types import LeasedRow, RowResult
 
@@ -60,7 +60,8 @@ def to_result(row: LeasedRow, attempt: Attempt, policy: RetryPolicy) -> RowResul
             kind = "malformed"
         if not isinstance(doc, dict):
             kind = "malformed"
-    outcome = Outcome(attempt.status, kind, attempt.retry_after, attempt.message)
+    retry_after = parse_retry_after(attempt.retry_after) if attempt.retry_after else None
+    outcome = Outcome(attempt.status, kind, retry_after, attempt.message)
     decision = decide(outcome, row.attempts, policy, _rng)
     base = RowResult(row.batch_id, row.line, row.lease_token, RowState.FAILED.value)
     if decision is None:

@@ -13,7 +13,7 @@ class Attempt:
     status: int | None
     body: bytes = b""
     request_id: str | None = None
-    retry_after: float | None = None
+    retry_after: dict[str, str] | None = None  # Retry-After / retry-after-ms headers, if any
     kind: str = "http"  # http | connect | timeout
     message: str = ""
 

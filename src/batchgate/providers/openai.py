@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aiohttp
 
 from batchgate.config import UpstreamConfig
-from batchgate.engine.retry import parse_retry_after
 from batchgate.providers.base import Attempt
+
+_RETRY_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def _retry_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
+    found = {h: headers[h] for h in _RETRY_HEADERS if h in headers}
+    return found or None
 
 
 class OpenAIProvider:
@@ -42,7 +50,7 @@ class OpenAIProvider:
                     status=resp.status,
                     body=data,
                     request_id=resp.headers.get("x-request-id"),
-                    retry_after=parse_retry_after(resp.headers) if resp.status >= 400 else None,
+                    retry_after=_retry_headers(resp.headers) if resp.status >= 400 else None,
                 )
         except TimeoutError:
             return Attempt(None, kind="timeout", message="The upstream did not answer in time.")

@@ -3,6 +3,9 @@ request validation raises to produce one."""
 
 from __future__ import annotations
 
+import sys
+import traceback
+
 import orjson
 
 
@@ -65,3 +68,13 @@ def overloaded_body(max_in_flight: int, retry_after_s: float) -> bytes:
 def not_found_body(method: str, path: str) -> bytes:
     """The 404 body for a path the simulator does not serve."""
     return error_body(f"Unknown request URL: {method} {path}.", code="unknown_url")
+
+
+def internal_error(exc: BaseException) -> bytes:
+    """The 500 body for a bug in the simulator itself; the traceback goes to stderr."""
+    traceback.print_exception(exc, file=sys.stderr)
+    return error_body(
+        f"Simulator internal error (a bug, not an injected fault): {exc!r}",
+        "server_error",
+        code="simulator_bug",
+    )

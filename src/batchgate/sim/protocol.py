@@ -95,6 +95,9 @@ class HttpConnection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.close()
+        except httptools.HttpParserCallbackError as exc:
+            # A bug in the simulator, not the client's fault: say so loudly, answer 500.
+            self._write(Reply(500, envelopes.internal_error(exc.__context__ or exc)), False)
         except httptools.HttpParserError:
             self._write(Reply(400, _BAD_REQUEST), keep_alive=False)
 

@@ -21,11 +21,14 @@ def _hex(nbytes: int) -> str:
 
 
 def require_model(req: dict[str, Any], config: SimConfig) -> str:
-    """The request's ``model``; 400 when missing, or ``model_not_found`` when it starts with
-    the configured ``fail_model_prefix`` (the deterministic per-line failure for tests)."""
+    """The request's ``model``; 400 when missing or when ``stream`` is true (not simulated),
+    or ``model_not_found`` when the model starts with the configured ``fail_model_prefix``
+    (the deterministic per-line failure for tests)."""
     model = req.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("You must provide a model parameter.", param="model")
+    if req.get("stream") is True:  # explicit, rather than a JSON body the client can't read
+        raise InvalidRequest("The simulator does not stream; omit 'stream'.", param="stream")
     prefix = config.fail_model_prefix
     if prefix and model.startswith(prefix):
         raise InvalidRequest(

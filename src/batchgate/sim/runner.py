@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -124,8 +125,8 @@ class SimHandle:
 
     @property
     def config(self) -> SimConfig:
-        """The config in force."""
-        return self._call(lambda: self._server.app.config)
+        """A copy of the config in force (change it with ``configure``)."""
+        return self._call(lambda: dataclasses.replace(self._server.app.config))
 
     def stats(self) -> dict[str, Any]:
         """The ``/_sim/stats`` counters."""

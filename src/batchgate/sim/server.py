@@ -137,6 +137,8 @@ class SimApp:
             return Reply(400, envelopes.INVALID_JSON, slot=True)
         except InvalidRequest as exc:
             return Reply(exc.status, exc.body, slot=True)
+        except Exception as exc:  # a simulator bug: report it, keep the slot accounting right
+            return Reply(500, envelopes.internal_error(exc), slot=True)
 
     def _fault_reply(
         self, fault: Fault, builder: Builder, body: bytes, config: SimConfig

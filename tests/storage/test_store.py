@@ -1,0 +1,237 @@
+"""The Store contract: every test runs on SQLite and on real PostgreSQL (``db_url``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from batchgate import ids
+from batchgate.domain.states import RowState
+from batchgate.engine.finalize import finalize
+from batchgate.errors import BatchNotFound, InvalidTransition
+from batchgate.storage.blobs import BlobStore
+from batchgate.storage.schema import metadata
+from batchgate.storage.sql import Store, open_store
+from batchgate.storage.types import IngestRow, LeasedRow, RowResult
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+def _batch(store: Store, *, status: str = "in_progress", tenant: str = "") -> str:
+    bid = ids.batch_id()
+    now = int(time.time())
+    store.insert_batch({
+        "id": bid, "tenant": tenant, "dialect": "openai", "endpoint": "/v1/chat/completions",
+        "input_file_id": "file-x", "completion_window": "24h", "status": status,
+        "created_at": now, "expires_at": now + 86400,
+    })  # fmt: skip
+    return bid
+
+
+def _rows(store: Store, bid: str, n: int, upstream: str = "up", start: int = 1) -> None:
+    rows = [
+        IngestRow(i, f"c{i}", "queued", upstream, "m", b'{"model":"m"}', 10)
+        for i in range(start, start + n)
+    ]
+    store.insert_rows(bid, rows, time.time())
+    with store.write() as conn:  # a started batch knows its total
+        conn.exec_driver_sql(
+            store._q("UPDATE batches SET total = total + ? WHERE id = ?"), (n, bid)
+        )
+
+
+def _ok(r: LeasedRow, state: str = "succeeded") -> RowResult:
+    return RowResult(
+        r.batch_id, r.line, r.lease_token, state, status_code=200,
+        response=b'{"ok":true}', input_tokens=3, output_tokens=4,
+    )  # fmt: skip
+
+
+def _lease(
+    store: Store, bids: list[str], n: int, owner: str = "w1", ttl: float = 30
+) -> list[LeasedRow]:
+    token = ids.new_id("t")
+    return store.lease(bids, "up", n, owner=owner, token=token, now=time.time(), ttl=ttl)
+
+
+def test_migrations_match_the_schema(store: Store) -> None:
+    store.migrate()  # idempotent: a second run is a no-op
+    with store._write.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_files_page_by_id_in_both_orders(store: Store) -> None:
+    made = []
+    for i in range(5):
+        fid = ids.file_id()
+        made.append(fid)
+        store.insert_file({
+            "id": fid, "tenant": "", "filename": f"f{i}", "purpose": "batch", "bytes": i,
+            "created_at": int(time.time()), "expires_at": None, "status": "processed",
+            "blob_key": fid,
+        })  # fmt: skip
+        time.sleep(0.002)
+    page, more = store.list_files(None, purpose=None, after=None, limit=2, order="asc")
+    assert [r["id"] for r in page] == made[:2] and more
+    page, more = store.list_files(None, purpose=None, after=made[3], limit=2, order="asc")
+    assert [r["id"] for r in page] == made[4:] and not more
+    page, _ = store.list_files(None, purpose=None, after=made[2], limit=9, order="desc")
+    assert [r["id"] for r in page] == [made[1], made[0]]
+    assert store.get_file(made[0], "other-tenant") is None
+    assert store.delete_file(made[0]) is not None and store.get_file(made[0]) is None
+
+
+def test_lease_is_fair_across_batches_and_exclusive(store: Store) -> None:
+    a, b = _batch(store), _batch(store)
+    _rows(store, a, 50)
+    _rows(store, b, 50)
+    got = _lease(store, [a, b], 20)
+    per = {a: 0, b: 0}
+    for r in got:
+        per[r.batch_id] += 1
+        assert r.attempts == 1 and r.body == b'{"model":"m"}'
+    assert per == {a: 10, b: 10}
+    again = _lease(store, [a, b], 200, owner="w2")
+    assert len(again) == 80  # the first 20 stay with w1
+    assert not {(r.batch_id, r.line) for r in got} & {(r.batch_id, r.line) for r in again}
+
+
+def test_record_applies_only_with_the_live_lease_token(store: Store) -> None:
+    bid = _batch(store)
+    _rows(store, bid, 3)
+    rows = _lease(store, [bid], 3)
+    stale = _ok(rows[0])
+    stale.lease_token = "not-the-token"
+    assert store.record([stale], time.time()) == 0
+    assert store.record([_ok(r) for r in rows[1:]], time.time()) == 2
+    assert store.record([_ok(rows[1])], time.time()) == 0  # already recorded: exactly once
+    batch = store.get_batch(bid)
+    assert batch is not None
+    assert (batch["completed"], batch["failed"], batch["input_tokens"]) == (2, 0, 6)
+    assert store.count_rows(bid) == {"leased": 1, "succeeded": 2}
+
+
+def test_retry_requeues_until_due(store: Store) -> None:
+    bid = _batch(store)
+    _rows(store, bid, 1)
+    (row,) = _lease(store, [bid], 1)
+    retry = RowResult(bid, row.line, row.lease_token, "queued", status_code=429,
+                      next_attempt_at=time.time() + 60)  # fmt: skip
+    assert store.record([retry], time.time()) == 1
+    assert _lease(store, [bid], 1) == []  # not due yet
+    with store.write() as conn:
+        conn.exec_driver_sql(store._q("UPDATE requests SET next_attempt_at = 0"))
+    (again,) = _lease(store, [bid], 1)
+    assert again.attempts == 2
+    assert store.get_batch(bid)["completed"] == 0  # type: ignore[index]
+
+
+def test_expired_leases_are_reclaimed_and_heartbeats_keep_them(store: Store) -> None:
+    bid = _batch(store)
+    _rows(store, bid, 4)
+    dead = _lease(store, [bid], 2, owner="dead", ttl=0.01)
+    live = _lease(store, [bid], 2, owner="live", ttl=0.01)
+    assert store.heartbeat("live", time.time() + 60) == 2
+    time.sleep(0.05)
+    assert store.reclaim_expired_leases(time.time()) == 2
+    assert store.record([_ok(dead[0])], time.time()) == 0  # the dead worker lost its rows
+    assert store.record([_ok(live[0])], time.time()) == 1
+    taken = _lease(store, [bid], 10, owner="new")
+    assert sorted(r.line for r in taken) == sorted(r.line for r in dead)
+    assert store.release_leases("new") == 2
+    assert store.count_rows(bid)["queued"] == 2
+
+
+def test_cancel_ends_queued_rows_and_counts_them(store: Store) -> None:
+    bid = _batch(store)
+    _rows(store, bid, 5)
+    leased = _lease(store, [bid], 2)
+    store.request_cancel(bid, None, int(time.time()))
+    assert (bid, "batch_cancelled") in store.batches_to_sweep(time.time())
+    assert store.end_queued_rows(bid, "batch_cancelled", time.time()) == 3
+    assert store.record([_ok(r) for r in leased], time.time()) == 2  # in-flight ones finish
+    batch = store.get_batch(bid)
+    assert batch is not None
+    assert batch["status"] == "cancelling" and batch["cancelling_at"] is not None
+    assert (batch["completed"], batch["failed"]) == (2, 3)
+    assert store.count_rows(bid) == {"succeeded": 2, "canceled": 3}
+    with pytest.raises(BatchNotFound):
+        store.request_cancel("batch_nope", None, 0)
+
+
+def test_duplicates_are_found_by_the_database(store: Store) -> None:
+    bid = _batch(store, status="validating")
+    rows = [IngestRow(i, cid, "queued", "up", "m", b"{}", 1)
+            for i, cid in enumerate(["a", "b", "a", "c", "b", "a"], start=1)]  # fmt: skip
+    store.insert_rows(bid, rows, time.time())
+    dups, total = store.duplicate_custom_ids(bid, limit=2)
+    assert dups == [("a", 3), ("b", 5)] and total == 3
+
+
+def test_a_claim_is_exclusive_until_it_expires(store: Store) -> None:
+    bid = _batch(store, status="validating")
+    first = store.claim_batch(["validating"], "t1", time.time(), ttl=0.05)
+    assert first is not None and first["id"] == bid
+    assert store.claim_batch(["validating"], "t2", time.time(), ttl=30) is None
+    time.sleep(0.1)
+    assert store.claim_batch(["validating"], "t2", time.time(), ttl=30) is not None
+    store.fail_batch(bid, "t1", [{"code": "x"}], 0)  # the stale claim changes nothing
+    assert store.get_batch(bid)["status"] == "validating"  # type: ignore[index]
+    store.fail_batch(bid, "t2", [{"code": "x", "line": 1}], int(time.time()))
+    batch = store.get_batch(bid)
+    assert batch is not None and batch["status"] == "failed" and batch["failed_at"]
+    assert orjson.loads(batch["errors"])["data"] == [{"code": "x", "line": 1}]
+
+
+def test_finalize_writes_files_in_input_order(store: Store, tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    bid = _batch(store)
+    _rows(store, bid, 6)
+    rows = _lease(store, [bid], 6)
+    results = [_ok(r) for r in rows[::2]] + [
+        RowResult(bid, r.line, r.lease_token, "failed", error_code="request_timeout",
+                  error_message="slow") for r in rows[1::2]
+    ]  # fmt: skip
+    store.record(reversed(results), time.time())
+    batch = store.claim_finalizable("fin", time.time(), 30)
+    assert batch is not None and batch["id"] == bid
+    assert finalize(store, blobs, batch, "fin")
+    batch = store.get_batch(bid)
+    assert batch is not None
+    assert batch["status"] == "completed" and batch["finalizing_at"] and batch["completed_at"]
+    out = blobs.path(batch["output_file_id"]).read_bytes().splitlines()
+    err = blobs.path(batch["error_file_id"]).read_bytes().splitlines()
+    assert [orjson.loads(x)["custom_id"] for x in out] == ["c1", "c3", "c5"]
+    assert [orjson.loads(x)["error"]["code"] for x in err] == ["request_timeout"] * 3
+    assert store.get_file(batch["output_file_id"])["purpose"] == "batch_output"  # type: ignore[index]
+    with pytest.raises(InvalidTransition):
+        store.request_cancel(bid, None, 0)
+
+
+def test_counts_equal_a_count_over_rows(store: Store) -> None:
+    bid = _batch(store)
+    _rows(store, bid, 30)
+    rows = _lease(store, [bid], 30)
+    store.record([_ok(r) for r in rows[:10]], time.time())
+    store.record([_ok(r, "failed") for r in rows[10:15]], time.time())
+    store.release_leases("w1")
+    store.request_cancel(bid, None, 0)
+    store.end_queued_rows(bid, "batch_cancelled", time.time())
+    batch = store.get_batch(bid)
+    counts = store.count_rows(bid)
+    assert batch is not None
+    assert batch["completed"] == counts.get(RowState.SUCCEEDED, 0) == 10
+    assert batch["failed"] == counts["failed"] + counts["canceled"] == 20
+    assert batch["total"] == sum(counts.values())

@@ -1,0 +1,55 @@
+"""The tree is the architecture: each layer imports only the layers below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "batchgate"
+
+BASE = {"errors", "ids"}
+ALLOWED: dict[str, set[str]] = {
+    "domain": BASE | {"domain"},
+    "storage": BASE | {"domain", "storage"},
+    "providers": BASE | {"domain", "providers", "config"},
+    "engine": BASE | {"domain", "storage", "providers", "engine", "config"},
+    "service": BASE | {"domain", "storage", "providers", "engine", "config", "service"},
+    "sim": {"sim"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "batchgate" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def _layer_files(layer: str) -> list[Path]:
+    single = SRC / f"{layer}.py"
+    return [single] if single.exists() else sorted((SRC / layer).rglob("*.py"))
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_only_what_it_may(layer: str) -> None:
+    bad = {
+        f"{p.relative_to(SRC)} imports batchgate.{m}"
+        for p in _layer_files(layer)
+        for m in _imports(p) - ALLOWED[layer]
+    }
+    assert not bad, sorted(bad)
+
+
+def test_the_checker_sees_imports() -> None:
+    assert "domain" in _imports(SRC / "storage" / "sql.py")
