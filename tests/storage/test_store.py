@@ -204,7 +204,7 @@ def test_finalize_writes_files_in_input_order(store: Store, tmp_path: Path) -> N
         RowResult(bid, r.line, r.lease_token, "failed", error_code="request_timeout",
                   error_message="slow") for r in rows[1::2]
     ]  # fmt: skip
-    store.record(reversed(results), time.time())
+    store.record(results[::-1], time.time())
     batch = store.claim_finalizable("fin", time.time(), 30)
     assert batch is not None and batch["id"] == bid
     assert finalize(store, blobs, batch, "fin")

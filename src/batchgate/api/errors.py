@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from batchgate import ids
 from batchgate.errors import ClientError, Conflict, StoreUnavailable
 
 log = logging.getLogger("batchgate.api")
@@ -44,7 +45,10 @@ async def on_store_down(_request: Request, exc: Exception) -> Response:
 
 async def on_crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error path=%s", request.url.path, exc_info=exc)
-    return openai_error(500, "Internal server error.", type="server_error")
+    response = openai_error(500, "Internal server error.", type="server_error")
+    # Starlette runs this handler outside the RequestId middleware: add the header here.
+    response.headers["x-request-id"] = ids.request_id()
+    return response
 
 
 HANDLERS = {

@@ -125,7 +125,7 @@ def _read_file(
     with blobs.open(key) as fh:
         try:
             for line, raw in iter_lines(fh, max_bytes=limits.max_file_bytes):
-                if job.count >= limits.max_lines:
+                if job.count >= limits.max_lines and raw.strip():  # trailing blanks are no task
                     job.errors.add(LineError(
                         "too_many_tasks",
                         f"The input file has more than {limits.max_lines} requests "

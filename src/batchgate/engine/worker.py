@@ -109,7 +109,8 @@ class Worker:
         while True:
             want = lane.wanted
             rows: list[LeasedRow] = []
-            if want >= max(1, lane.runners // 4):
+            asked = want >= max(1, lane.runners // 4)
+            if asked:
                 batches = await self._dispatchable()
                 if batches:
                     rows = await self._safely(
@@ -121,7 +122,7 @@ class Worker:
                     for row in rows:
                         row.endpoint = endpoints[row.batch_id]
                         lane.queue.put_nowait(row)
-            if len(rows) < want // 2:
+            if asked and len(rows) < want // 2:  # the store ran dry, not just a full buffer
                 await self._idle(self.opts.poll_interval)
             else:
                 await asyncio.sleep(0.005)

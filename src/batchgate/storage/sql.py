@@ -426,7 +426,7 @@ class Store:
 
     # -- recording --------------------------------------------------------------------------
 
-    def record(self, results: Iterable[RowResult], now: float) -> int:
+    def record(self, results: Sequence[RowResult], now: float) -> int:
         """Write a group of results in one transaction; each is applied only if its lease
         token still holds. Batch counters and usage move in the same transaction."""
         final_sql = self._q(
@@ -442,36 +442,54 @@ class Store:
             "lease_expires_at = NULL "
             "WHERE batch_id = ? AND line = ? AND lease_token = ? AND state = 'leased'"
         )
+        retries = [r for r in results if r.state == RowState.QUEUED]
+        finals = [r for r in results if r.state != RowState.QUEUED]
+        retry_params = [
+            (r.next_attempt_at, r.status_code, r.error_code, r.error_message,
+             r.batch_id, r.line, r.lease_token)
+            for r in retries
+        ]  # fmt: skip
+        final_params = [
+            (r.state, r.status_code, r.response, r.request_id, r.error_code, r.error_message,
+             r.input_tokens, r.output_tokens, r.cached_tokens, r.reasoning_tokens, now,
+             r.batch_id, r.line, r.lease_token)
+            for r in finals
+        ]  # fmt: skip
         sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
-        applied = 0
         with self.write() as conn:
-            cur = conn.connection.cursor()
-            try:
-                for r in results:
-                    if r.state == RowState.QUEUED:
-                        cur.execute(retry_sql, (
-                            r.next_attempt_at, r.status_code, r.error_code, r.error_message,
-                            r.batch_id, r.line, r.lease_token,
-                        ))  # fmt: skip
-                        applied += cur.rowcount
-                        continue
-                    cur.execute(final_sql, (
-                        r.state, r.status_code, r.response, r.request_id, r.error_code,
-                        r.error_message, r.input_tokens, r.output_tokens, r.cached_tokens,
-                        r.reasoning_tokens, now, r.batch_id, r.line, r.lease_token,
-                    ))  # fmt: skip
-                    if cur.rowcount == 1:
-                        applied += 1
-                        s = sums[r.batch_id]
-                        s[0 if r.state == RowState.SUCCEEDED else 1] += 1
-                        s[2] += r.input_tokens
-                        s[3] += r.output_tokens
-                        s[4] += r.cached_tokens
-                        s[5] += r.reasoning_tokens
-            finally:
-                cur.close()
+            applied = sum(self._each(conn, retry_sql, retry_params))
+            for r, ok in zip(finals, self._each(conn, final_sql, final_params), strict=True):
+                if ok:
+                    applied += 1
+                    s = sums[r.batch_id]
+                    s[0 if r.state == RowState.SUCCEEDED else 1] += 1
+                    s[2] += r.input_tokens
+                    s[3] += r.output_tokens
+                    s[4] += r.cached_tokens
+                    s[5] += r.reasoning_tokens
             self._bump_counters(conn, sums)
         return applied
+
+    def _each(self, conn: Connection, sql: str, params: list[tuple[Any, ...]]) -> list[bool]:
+        """Run ``sql`` once per parameter tuple; True where it changed a row. PostgreSQL gets
+        one pipelined round trip for the whole group, SQLite a loop (it has no round trips)."""
+        if not params:
+            return []
+        cur: Any = conn.connection.cursor()
+        try:
+            if not self.is_postgres:
+                out = []
+                for p in params:
+                    cur.execute(sql, p)
+                    out.append(cur.rowcount == 1)
+                return out
+            cur.executemany(sql + " RETURNING 1", params, returning=True)
+            out = [cur.fetchone() is not None]
+            while cur.nextset():
+                out.append(cur.fetchone() is not None)
+            return out
+        finally:
+            cur.close()
 
     def _bump_counters(self, conn: Connection, sums: dict[str, list[int]]) -> None:
         sql = self._q(

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from batchgate.api.common import json_body, query_int, service_of, tenant_of
 from batchgate.api.openai.render import batch_object, file_object, page
-from batchgate.errors import InvalidRequest
+from batchgate.errors import FileNotFound, InvalidRequest
 
 
 async def upload_file(request: Request) -> Response:
@@ -41,7 +41,11 @@ async def upload_file(request: Request) -> Response:
 def _expires_after(anchor: object, seconds: object) -> int | None:
     if anchor is None and seconds is None:
         return None
-    if anchor != "created_at" or not isinstance(seconds, str) or not seconds.isdigit():
+    if (
+        anchor != "created_at"
+        or not isinstance(seconds, str)
+        or not (seconds.isascii() and seconds.isdigit())  # int() fails on "²", which isdigit
+    ):
         raise InvalidRequest(
             "expires_after needs anchor 'created_at' and a whole number of seconds.",
             param="expires_after",
@@ -72,6 +76,8 @@ async def file_content(request: Request) -> Response:
     svc = service_of(request)
     row = await svc.store.call(svc.get_file, tenant_of(request), request.path_params["file_id"])
     path = svc.blobs.path(row["blob_key"])
+    if not path.is_file():  # FileResponse would fail with a 500
+        raise FileNotFound(f"The content of file {row['id']} is gone.", param="id")
     return FileResponse(path, media_type="application/jsonl")
 
 
