@@ -122,7 +122,12 @@ def ingest(
 def _read_file(
     job: _Ingest, blobs: BlobStore, key: str, limits: Limits, renew: Callable[[], None]
 ) -> None:
-    with blobs.open(key) as fh:
+    try:
+        fh = blobs.open(key)
+    except FileNotFoundError:
+        job.errors.add(LineError("invalid_request", "The input file's content is missing.", None))
+        return
+    with fh:
         try:
             for line, raw in iter_lines(fh, max_bytes=limits.max_file_bytes):
                 if job.count >= limits.max_lines and raw.strip():  # trailing blanks are no task

@@ -25,7 +25,6 @@ from batchgate.engine.ingest import ingest
 from batchgate.engine.lanes import Lane
 from batchgate.engine.results import to_result
 from batchgate.engine.retry import RetryPolicy
-from batchgate.errors import BatchgateError
 from batchgate.providers.base import Provider
 from batchgate.providers.openai import OpenAIProvider
 from batchgate.storage.blobs import BlobStore
@@ -98,9 +97,11 @@ class Worker:
         self._recording = False
         self._has_results.set()
         await asyncio.gather(tasks[1], return_exceptions=True)
-        await self.store.call(self.store.release_leases, self.owner)
-        for lane in self.lanes.values():
-            await lane.provider.close()
+        try:
+            await self._safely(self.store.release_leases, self.owner)
+        finally:
+            for lane in self.lanes.values():
+                await lane.provider.close()
         log.info("worker_stopped owner=%s", self.owner)
 
     # -- dispatch: lease → send → record -------------------------------------------------------
@@ -165,8 +166,10 @@ class Worker:
             try:
                 await self.store.call(self.store.record, batch, time.time())
                 break
-            except BatchgateError as exc:  # the store is down: keep the results and try again
+            except Exception as exc:  # the store is down: keep the results and try again
                 log.warning("record_failed error=%s pending=%d", exc, len(batch))
+                if not self._recording:
+                    return  # stopping: the leases expire and the rows are taken over
                 await asyncio.sleep(1.0)
         if any(r.state == RowState.QUEUED for r in batch):
             self.wake()
@@ -229,7 +232,7 @@ class Worker:
         renewer = asyncio.create_task(self._renew_claim(batch["id"], token))
         try:
             await work(batch, token)
-        except BatchgateError as exc:
+        except Exception as exc:  # logged; the claim expires and another try is made later
             log.exception("batch_step_failed batch_id=%s error=%s", batch["id"], exc)
         finally:
             renewer.cancel()
@@ -262,10 +265,10 @@ class Worker:
         self._wake.clear()
 
     async def _safely(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call a Store method; a store outage is logged and retried by the loop, not fatal."""
+        """Call a Store method; any failure is logged and retried by the loop, never fatal to it."""
         try:
             return await self.store.call(fn, *args, **kwargs)
-        except BatchgateError as exc:
+        except Exception as exc:
             log.warning("store_call_failed call=%s error=%s", getattr(fn, "__name__", fn), exc)
             await asyncio.sleep(0.5)
             return None
