@@ -50,12 +50,11 @@ class Service:
                 param="expires_after[seconds]",
             )
         fid = ids.file_id()
-        size = self.blobs.put_stream(fid, src)
         limit = self.config.limits.max_file_bytes if purpose == "batch" else MAX_ANY_FILE
-        if size > limit:
-            self.blobs.delete(fid)
+        size = self.blobs.put_stream(fid, src, limit=limit)
+        if size is None:
             raise InvalidRequest(
-                f"File is {size} bytes; the limit for purpose {purpose!r} is {limit} bytes.",
+                f"File is larger than {limit} bytes, the limit for purpose {purpose!r}.",
                 param="file", code="file_too_large",
             )  # fmt: skip
         now = int(time.time())

@@ -6,11 +6,14 @@ Writes go to a temporary name and are renamed into place, so a reader never sees
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class BlobStore:
@@ -39,11 +42,20 @@ class BlobStore:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
 
-    def put_stream(self, key: str, src: BinaryIO, *, chunk: int = 1 << 20) -> int:
-        """Copy ``src`` into ``key``; return the number of bytes written."""
-        with self.writer(key) as dst:
-            shutil.copyfileobj(src, dst, chunk)
-            return dst.tell()
+    def put_stream(
+        self, key: str, src: BinaryIO, *, limit: int | None = None, chunk: int = 1 << 20
+    ) -> int | None:
+        """Copy ``src`` into ``key``; the number of bytes written, or None (and nothing
+        stored) as soon as the copy would pass ``limit`` bytes."""
+        try:
+            with self.writer(key) as dst:
+                while data := src.read(chunk):
+                    if limit is not None and dst.tell() + len(data) > limit:
+                        raise _TooLarge
+                    dst.write(data)
+                return dst.tell()
+        except _TooLarge:
+            return None
 
     def open(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
