@@ -7,6 +7,7 @@ sort by creation time as strings (what cursor pagination relies on).
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -20,10 +21,21 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+_lock = threading.Lock()
+_last = (0, 0)
+
+
 def new_id(prefix: str) -> str:
-    """A new id: ``prefix`` + 10 time chars + 16 random chars."""
+    """A new id: ``prefix`` + 10 time chars + 16 random chars. Within one process ids are
+    strictly increasing, even in the same millisecond (the random part is incremented)."""
+    global _last
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    with _lock:
+        if millis <= _last[0]:
+            millis, rand = _last[0], _last[1] + 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
+        _last = (millis, rand)
     return prefix + _encode(millis, 10) + _encode(rand, 16)
 
 

@@ -18,12 +18,17 @@ from batchgate.config import Config
 from batchgate.domain.states import TERMINAL
 from batchgate.errors import BatchNotFound, FileNotFound, InvalidRequest, InvalidTransition
 from batchgate.storage.blobs import BlobStore
+from batchgate.storage.schema import batches
 from batchgate.storage.sql import Store
 
 FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 MAX_ANY_FILE = 512 * 1024 * 1024
 DEFAULT_FILE_TTL = 30 * 86400
+BATCH_DEFAULTS: dict[str, Any] = {
+    c.name: (0 if c.server_default is not None and c.name != "tenant" else None)
+    for c in batches.columns
+}
 _WINDOW = re.compile(r"^(\d{1,3})h$")
 
 
@@ -122,7 +127,7 @@ class Service:
             "output_expires_after": output_ttl,
         }  # fmt: skip
         self.store.insert_batch(row)
-        return self.get_batch(tenant, row["id"])
+        return {**BATCH_DEFAULTS, **row}  # as created: a worker may already be validating it
 
     def get_batch(self, tenant: str | None, batch_id: str) -> dict[str, Any]:
         row = self.store.get_batch(batch_id, tenant)

@@ -31,13 +31,13 @@ def _n_files(client: openai.OpenAI) -> int:
     return len(list(client.files.list(limit=100)))
 
 
-def _upload_many(client: openai.OpenAI, n: int, purpose: str = "batch") -> list[str]:
-    """Upload ``n`` files, a few ms apart so their ids (and created order) are distinct."""
+def _upload_many(client: openai.OpenAI, n: int) -> list[str]:
+    """Upload ``n`` batch files, a few ms apart so their ids (and created order) are distinct."""
     out = []
     for i in range(n):
         out.append(
-            client.files.create(file=(f"f{i}.jsonl", _jsonl(1, f"f{i}")), purpose=purpose).id
-        )  # type: ignore[arg-type]
+            client.files.create(file=(f"f{i}.jsonl", _jsonl(1, f"f{i}")), purpose="batch").id
+        )
         time.sleep(0.003)
     return out
 
@@ -175,10 +175,8 @@ def test_retrieve_and_strict_file_object_shape(shared: ServerHandle) -> None:
     FileObject.model_validate(doc, strict=True)
 
 
-def test_list_limit_order_and_purpose(
-    db_url: str, make_server: Callable[..., ServerHandle]
-) -> None:
-    server = make_server(db_url)
+def test_list_limit_order_and_purpose(make_server: Callable[..., ServerHandle]) -> None:
+    server = make_server()
     client = server.openai()
     batch_ids = _upload_many(client, 4)
     other = client.files.create(file=("u.jsonl", _jsonl(1)), purpose="user_data").id
@@ -268,12 +266,15 @@ def test_content_bytes_round_trip(shared: ServerHandle) -> None:
 
 
 def test_delete_then_gone(make_server: Callable[..., ServerHandle]) -> None:
-    client = make_server().openai()
+    srv = make_server()
+    client = srv.openai()
     keep = client.files.create(file=("keep.jsonl", _jsonl(1)), purpose="batch")
     f = client.files.create(file=("gone.jsonl", _jsonl(1)), purpose="batch")
     deleted = client.files.delete(f.id)
     assert isinstance(deleted, FileDeleted)
     assert (deleted.id, deleted.object, deleted.deleted) == (f.id, "file", True)
+    assert not srv.blobs.path(f.id).exists()  # the bytes are gone too
+    assert srv.blobs.path(keep.id).exists()
     with pytest.raises(openai.NotFoundError) as ei:
         client.files.retrieve(f.id)
     assert ei.value.status_code == 404

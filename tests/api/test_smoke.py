@@ -18,7 +18,7 @@ def _lines(n: int) -> bytes:
     ).encode()  # fmt: skip
 
 
-def test_batch_runs_end_to_end(make_server: Callable[..., ServerHandle], db_url: str) -> None:
+def test_batch_runs_end_to_end(db_url: str, make_server: Callable[..., ServerHandle]) -> None:
     srv = make_server(db_url)
     client = srv.openai()
     f = client.files.create(file=("in.jsonl", _lines(50)), purpose="batch")

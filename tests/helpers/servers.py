@@ -91,7 +91,7 @@ def run_server(
     runtime = Runtime(Service(store, blobs, config))
     if worker:
         runtime.worker = Worker(store, blobs, config, options)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
