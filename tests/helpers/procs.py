@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -30,9 +31,26 @@ TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 _LISTENING = re.compile(r"simulate listening on http://[^:\s]+:(\d+)")
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1 (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port free a moment ago on 127.0.0.1, drawn below the OS's ephemeral range so that
+    no outgoing connection (of this or any other process) takes it before the server binds."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12_000), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # fall back to any free port
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -65,6 +83,7 @@ class Proc:
     popen: subprocess.Popen[bytes]
     stdout_path: Path
     stderr_path: Path
+    port: int | None = None  # where it listens, for the servers
 
     @property
     def pid(self) -> int:
@@ -140,11 +159,21 @@ class Procs:
         wait_http(f"{base}/_sim/stats", proc, self, timeout)
         return proc, f"{base}/v1"
 
-    def serve(self, port: int, *args: str, timeout: float = 30.0) -> Proc:
-        """``batchgate serve --port PORT …``, ready once ``GET /health`` answers 200."""
-        proc = self.spawn("serve", batchgate_argv("serve", "--port", str(port), *args))
-        wait_http(f"http://127.0.0.1:{port}/health", proc, self, timeout)
-        return proc
+    def serve(self, *args: str, timeout: float = 30.0) -> Proc:
+        """``batchgate serve --port <free port> …``, ready once ``GET /health`` answers 200
+        (``proc.port``). A port lost to another process in between is retried on a new one."""
+        for _ in range(3):
+            port = free_port()
+            proc = self.spawn("serve", batchgate_argv("serve", "--port", str(port), *args))
+            proc.port = port
+            try:
+                wait_http(f"http://127.0.0.1:{port}/health", proc, self, timeout)
+            except AssertionError:
+                if proc.alive() or "address already in use" not in tail(proc.stderr_path):
+                    raise
+                continue
+            return proc
+        raise self.fail("serve could not bind a port 3 times in a row")
 
     def worker(self, *args: str, timeout: float = 30.0) -> Proc:
         """``batchgate worker …``, ready once it printed that it started."""
