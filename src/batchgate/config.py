@@ -214,6 +214,7 @@ class Router:
             _check_routes(config)
         except _Invalid as exc:
             raise ConfigError(str(exc)) from None
+        self.config = config
         self._names = frozenset(u.name for u in config.upstreams)
         self._default = config.default_upstream
         self._by_model = _models_index(config)

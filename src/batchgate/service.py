@@ -15,7 +15,9 @@ import orjson
 
 from batchgate import ids
 from batchgate.config import Config
+from batchgate.domain.messages import check_requests
 from batchgate.domain.states import TERMINAL
+from batchgate.engine.ingest import requests_blob
 from batchgate.errors import BatchNotFound, FileNotFound, InvalidRequest, InvalidTransition
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.schema import batches
@@ -129,14 +131,50 @@ class Service:
         self.store.insert_batch(row)
         return {**BATCH_DEFAULTS, **row}  # as created: a worker may already be validating it
 
-    def get_batch(self, tenant: str | None, batch_id: str) -> dict[str, Any]:
+    def create_message_batch(self, tenant: str, body: Any) -> dict[str, Any]:
+        """An Anthropic Message Batch: the requests are checked for the create-time rules,
+        stored as a JSONL blob and validated into rows by a worker like a file."""
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        requests = check_requests(body.get("requests"))
+        bid = ids.new_id("msgbatch_")
+        with self.blobs.writer(requests_blob(bid)) as out:
+            for item in requests:
+                out.write(orjson.dumps({"custom_id": item["custom_id"], "params": item["params"]}))
+                out.write(b"\n")
+        now = int(time.time())
+        row = {
+            "id": bid, "tenant": tenant, "dialect": "anthropic", "endpoint": "/v1/messages",
+            "input_file_id": None, "completion_window": "24h", "status": "validating",
+            "created_at": now, "expires_at": now + 86400, "total": len(requests),
+        }  # fmt: skip
+        self.store.insert_batch(row)
+        return {**BATCH_DEFAULTS, **row}
+
+    def delete_message_batch(self, tenant: str | None, batch_id: str) -> None:
+        row = self.get_batch(tenant, batch_id, dialect="anthropic")
+        if row["status"] not in TERMINAL:
+            raise InvalidRequest(
+                f"Batch {batch_id} is still being processed; cancel it and wait until it has "
+                "ended before deleting it."
+            )
+        self.store.delete_batch(batch_id)
+        for key in (row["output_file_id"], row["error_file_id"], requests_blob(batch_id)):
+            if key:
+                self.blobs.delete(key)
+
+    def get_batch(
+        self, tenant: str | None, batch_id: str, *, dialect: str = "openai"
+    ) -> dict[str, Any]:
         row = self.store.get_batch(batch_id, tenant)
-        if row is None:
+        if row is None or row["dialect"] != dialect:
             raise BatchNotFound(f"No batch found with id '{batch_id}'.", param="batch_id")
         return row
 
-    def cancel_batch(self, tenant: str | None, batch_id: str) -> dict[str, Any]:
-        row = self.get_batch(tenant, batch_id)
+    def cancel_batch(
+        self, tenant: str | None, batch_id: str, *, dialect: str = "openai"
+    ) -> dict[str, Any]:
+        row = self.get_batch(tenant, batch_id, dialect=dialect)
         if row["status"] in TERMINAL and row["status"] != "cancelled":
             raise InvalidTransition(row["status"], "cancelling")
         return self.store.request_cancel(batch_id, tenant, int(time.time()))

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchgate import ids
+from batchgate.api.anthropic.routes import routes as anthropic_routes
 from batchgate.api.errors import HANDLERS, openai_error
 from batchgate.api.openai.routes import routes as openai_routes
 from batchgate.engine.worker import Worker
@@ -35,7 +36,8 @@ class Runtime:
 
 
 class RequestId:
-    """Every answer carries ``x-request-id`` (the openai SDK reads it into errors)."""
+    """Every answer carries ``x-request-id`` (read by the openai SDK) and ``request-id``
+    (read by the anthropic SDK), with the same value."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,11 +46,14 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = ids.request_id().encode()
+        rid = ids.request_id()
+        scope.setdefault("state", {})["request_id"] = rid
+        raw = rid.encode()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+                extra = [(b"x-request-id", raw), (b"request-id", raw)]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -76,7 +81,7 @@ def create_app(runtime: Runtime) -> Starlette:
             await task
 
     app = Starlette(
-        routes=[Route("/health", health), *openai_routes()],
+        routes=[Route("/health", health), *openai_routes(), *anthropic_routes()],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

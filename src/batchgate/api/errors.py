@@ -16,6 +16,14 @@ log = logging.getLogger("batchgate.api")
 _HTTP_TYPES = {401: "authentication_error", 404: "not_found_error", 405: "invalid_request_error"}
 
 
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+    403: "permission_error", 404: "not_found_error", 409: "conflict_error",
+    413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 503: "api_error",
+    504: "timeout_error", 529: "overloaded_error",
+}  # fmt: skip
+
+
 def openai_error(
     status: int, message: str, *, type: str = "invalid_request_error",
     param: str | None = None, code: str | None = None,
@@ -25,29 +33,50 @@ def openai_error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def on_client_error(_request: Request, exc: Exception) -> Response:
+def anthropic_error(status: int, message: str, request_id: str | None) -> JSONResponse:
+    kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+    body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
+    headers = {"x-should-retry": "false"} if status == 409 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_response(
+    request: Request, status: int, message: str, *, type: str = "invalid_request_error",
+    param: str | None = None, code: str | None = None,
+) -> JSONResponse:  # fmt: skip
+    """The error in the envelope of the dialect the path belongs to."""
+    if request.url.path.startswith("/v1/messages"):
+        return anthropic_error(status, message, getattr(request.state, "request_id", None))
+    return openai_error(status, message, type=type, param=param, code=code)
+
+
+async def on_client_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ClientError)
-    return openai_error(exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code)
+    return error_response(
+        request, exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code
+    )
 
 
-async def on_http_error(_request: Request, exc: Exception) -> Response:
+async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if exc.status_code != 404 else "Unknown request URL."
     kind = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
     code = "not_found" if exc.status_code == 404 else None
-    return openai_error(exc.status_code, str(message), type=kind, code=code)
+    return error_response(request, exc.status_code, str(message), type=kind, code=code)
 
 
-async def on_store_down(_request: Request, exc: Exception) -> Response:
+async def on_store_down(request: Request, exc: Exception) -> Response:
     log.error("store_unavailable error=%s", exc)
-    return openai_error(503, "The database is unavailable; try again shortly.", type="server_error")
+    message = "The database is unavailable; try again shortly."
+    return error_response(request, 503, message, type="server_error")
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error path=%s", request.url.path, exc_info=exc)
-    response = openai_error(500, "Internal server error.", type="server_error")
-    # Starlette runs this handler outside the RequestId middleware: add the header here.
-    response.headers["x-request-id"] = ids.request_id()
+    response = error_response(request, 500, "Internal server error.", type="server_error")
+    # Starlette runs this handler outside the RequestId middleware: add the headers here.
+    rid = getattr(request.state, "request_id", None) or ids.request_id()
+    response.headers["x-request-id"] = response.headers["request-id"] = rid
     return response
 
 

@@ -37,6 +37,35 @@ def render(batch_id: str, row: tuple[Any, ...]) -> tuple[bool, bytes]:
     return False, head + b',"response":null,"error":' + err + b"}\n"
 
 
+_ERROR_TYPES = {
+    "model_not_found": "not_found_error",
+    "request_timeout": "timeout_error",
+    "invalid_request_error": "invalid_request_error",
+}
+
+
+def render_message_result(batch_id: str, row: tuple[Any, ...]) -> tuple[bool, bytes]:
+    """One Anthropic Message Batches result line (§3.4); every line goes to the one file."""
+    _line, custom_id, state, status_code, response, request_id, error_code, error_message = row
+    head = b'{"custom_id":' + orjson.dumps(custom_id) + b',"result":'
+    if state == RowState.SUCCEEDED:
+        return True, head + b'{"type":"succeeded","message":' + bytes(response) + b"}}\n"
+    if state in (RowState.CANCELED, RowState.EXPIRED):
+        kind = "canceled" if state == RowState.CANCELED else "expired"
+        return True, head + b'{"type":"' + kind.encode() + b'"}}\n'
+    error: Any = None
+    if response is not None:
+        error = orjson.loads(bytes(response)).get("error")
+    if not isinstance(error, dict) or "type" not in error:
+        kind = _ERROR_TYPES.get(error_code or "", "api_error")
+        error = {"type": kind, "message": error_message or f"upstream status {status_code}"}
+    envelope = {"type": "error", "error": error, "request_id": request_id}
+    return True, head + b'{"type":"errored","error":' + orjson.dumps(envelope) + b"}}\n"
+
+
+RENDERERS = {"openai": render, "anthropic": render_message_result}
+
+
 def finalize(store: Store, blobs: BlobStore, batch: dict[str, Any], token: str) -> bool:
     """Write the files and end the batch (completed, expired or cancelled). False if the claim
     was lost to another worker."""
@@ -48,8 +77,9 @@ def finalize(store: Store, blobs: BlobStore, batch: dict[str, Any], token: str) 
     out_id, err_id = ids.file_id(), ids.file_id()
     expired = False
     with blobs.writer(out_id) as out, blobs.writer(err_id) as err:
+        renderer = RENDERERS[batch["dialect"]]
         for row in store.iter_finished_rows(bid):
-            good, data = render(bid, row)
+            good, data = renderer(bid, row)
             (out if good else err).write(data)
             expired = expired or row[2] == RowState.EXPIRED
         out_bytes, err_bytes = out.tell(), err.tell()

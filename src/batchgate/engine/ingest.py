@@ -21,12 +21,22 @@ from batchgate.domain.jsonl import (
     iter_lines,
     parse_batch_line,
 )
+from batchgate.domain.messages import parse_request_line
 from batchgate.domain.states import RowState
+from batchgate.providers.translate import (
+    TranslationError,
+    chat_request_to_messages,
+    messages_request_to_chat,
+)
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.sql import Store
 from batchgate.storage.types import IngestRow
 
 CHUNK_ROWS = 2000
+_TRANSLATE: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("/v1/messages", "openai"): messages_request_to_chat,
+    ("/v1/chat/completions", "anthropic"): chat_request_to_messages,
+}
 
 
 class _Ingest:
@@ -35,11 +45,17 @@ class _Ingest:
         self.errors = ErrorCollector(cap=limits.max_errors)
         self.chunk: list[IngestRow] = []
         self.count = 0
-        self.unroutable = 0
+        self.failed_now = 0
+        self.messages = batch["endpoint"] == "/v1/messages"
+        self.untranslatable = "invalid_request_error" if self.messages else "untranslatable"
+        self.kinds = {u.name: u.kind for u in router.config.upstreams}
         self.models: set[str] = set()
         self.blank_lines: list[int] = []
 
     def add_line(self, line: int, raw: bytes) -> None:
+        if self.messages:
+            self.add_message(line, raw)
+            return
         res = parse_batch_line(raw, line, self.batch["endpoint"])
         if isinstance(res, LineError) and res.code == "blank_line":
             self.blank_lines.append(line)  # an error only if a non-blank line follows
@@ -58,30 +74,66 @@ class _Ingest:
             if len(self.chunk) >= CHUNK_ROWS:
                 self.flush()
 
+    def add_message(self, line: int, raw: bytes) -> None:
+        """A Messages request: a params problem fails that request alone, never the batch."""
+        self.count += 1
+        cid, parsed = parse_request_line(raw, line)
+        if isinstance(parsed, str):
+            self.chunk.append(self.failed(line, cid, None, raw, "invalid_request_error", parsed))
+        else:
+            self.chunk.append(self.to_row(parsed))
+        if len(self.chunk) >= CHUNK_ROWS:
+            self.flush()
+
+    def failed(
+        self, line: int, cid: str, model: str | None, body: bytes, code: str, message: str
+    ) -> IngestRow:
+        self.failed_now += 1
+        return IngestRow(line, cid, RowState.FAILED.value, None, model, body, 0, code, message)
+
     def to_row(self, p: ParsedLine) -> IngestRow:
         route = self.router.route(p.model)
         if len(self.models) < 2 and p.model:
             self.models.add(p.model)
         if route is None:
-            self.unroutable += 1
-            return IngestRow(
-                p.line, p.custom_id, RowState.FAILED.value, None, p.model, p.body_bytes,
-                p.est_tokens, "model_not_found",
+            return self.failed(
+                p.line, p.custom_id, p.model, p.body_bytes, "model_not_found",
                 f"Line {p.line}: no upstream serves model {p.model!r}; "
                 "add it to an upstream's models, an alias or a default upstream.",
             )  # fmt: skip
-        body = p.body_bytes
-        if route.model != p.model:
-            body = orjson.dumps({**p.body, "model": route.model})
+        try:
+            body = self.body_for(p, route.model, self.kinds[route.upstream])
+        except TranslationError as exc:
+            return self.failed(
+                p.line, p.custom_id, p.model, p.body_bytes, self.untranslatable,
+                f"Line {p.line}: cannot be sent to upstream {route.upstream!r} "
+                f"faithfully: {exc.message}",
+            )  # fmt: skip
         return IngestRow(
             p.line, p.custom_id, RowState.QUEUED.value, route.upstream, route.model, body,
             p.est_tokens,
         )  # fmt: skip
 
+    def body_for(self, p: ParsedLine, model: str, kind: str) -> bytes:
+        """The body in the upstream's format, with the routed model name."""
+        translate = _TRANSLATE.get((self.batch["endpoint"], kind))
+        if translate is not None:
+            return orjson.dumps(translate({**p.body, "model": model}))
+        if kind == "anthropic" and self.batch["endpoint"] != "/v1/messages":
+            raise TranslationError(
+                f"{self.batch['endpoint']} has no Anthropic equivalent.", param="url"
+            )
+        return p.body_bytes if model == p.model else orjson.dumps({**p.body, "model": model})
+
     def flush(self) -> None:
         if self.chunk:
             self.store.insert_rows(self.batch["id"], self.chunk, time.time())
             self.chunk = []
+
+
+def requests_blob(batch_id: str) -> str:
+    """Where a batch created inline (a ``requests`` list) keeps its requests as JSONL."""
+    return f"{batch_id}.requests"
 
 
 def ingest(
@@ -98,11 +150,14 @@ def ingest(
     bid = batch["id"]
     store.delete_rows(bid)  # a validation that crashed half-way starts over
     job = _Ingest(store, batch, router, limits)
-    file = store.get_file(batch["input_file_id"])
-    if file is None:
+    key: str | None = requests_blob(bid)
+    if batch["input_file_id"] is not None:
+        file = store.get_file(batch["input_file_id"])
+        key = file["blob_key"] if file else None
+    if key is None:
         job.errors.add(LineError("invalid_request", "The input file no longer exists.", None))
     else:
-        _read_file(job, blobs, file["blob_key"], limits, renew)
+        _read_file(job, blobs, key, limits, renew)
     if not job.errors.count:
         job.flush()
         if job.count == 0:
@@ -115,7 +170,7 @@ def ingest(
         return False
     model = next(iter(job.models)) if len(job.models) == 1 else None
     return store.start_batch(
-        bid, token, total=job.count, failed=job.unroutable, model=model, now=now
+        bid, token, total=job.count, failed=job.failed_now, model=model, now=now
     )
 
 

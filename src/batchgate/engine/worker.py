@@ -18,15 +18,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchgate.config import Config, Router
+from batchgate.config import Config, Router, UpstreamConfig
 from batchgate.domain.states import BatchStatus, RowState
 from batchgate.engine.finalize import finalize
 from batchgate.engine.ingest import ingest
 from batchgate.engine.lanes import Lane
-from batchgate.engine.results import to_result
+from batchgate.engine.results import converters, to_result
 from batchgate.engine.retry import RetryPolicy
+from batchgate.providers import provider_for
 from batchgate.providers.base import Provider
-from batchgate.providers.openai import OpenAIProvider
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.sql import Store
 from batchgate.storage.types import LeasedRow, RowResult
@@ -56,7 +56,7 @@ class Worker:
         blobs: BlobStore,
         config: Config,
         options: WorkerOptions | None = None,
-        provider_factory: Callable[..., Provider] = OpenAIProvider,
+        provider_factory: Callable[[UpstreamConfig], Provider] = provider_for,
     ) -> None:
         self.store, self.blobs, self.config = store, blobs, config
         self.opts = options or WorkerOptions()
@@ -140,7 +140,8 @@ class Worker:
                 attempt = await lane.provider.send(row.endpoint, row.body)
             finally:
                 lane.in_flight -= 1
-            result = to_result(row, attempt, self.opts.retry)
+            convert = converters(row.endpoint, lane.provider.kind)
+            result = to_result(row, attempt, self.opts.retry, convert)
             lane.settle(row, attempt.status, result.input_tokens + result.output_tokens)
             self._pending.append(result)
             if len(self._pending) >= self.opts.flush_max:

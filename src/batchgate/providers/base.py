@@ -20,6 +20,7 @@ class Attempt:
 
 class Provider(Protocol):
     name: str
+    kind: str  # "openai" | "anthropic": the wire format it speaks
 
     async def send(self, endpoint: str, body: bytes) -> Attempt: ...
 

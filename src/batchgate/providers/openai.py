@@ -1,63 +1,22 @@
-"""OpenAI-compatible upstreams (OpenAI, vLLM, Ollama, SGLang, …) over one aiohttp session."""
+"""OpenAI-compatible upstreams: OpenAI, vLLM, Ollama, SGLang, …"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import aiohttp
-
 from batchgate.config import UpstreamConfig
-from batchgate.providers.base import Attempt
-
-_RETRY_HEADERS = ("retry-after", "retry-after-ms")
+from batchgate.providers.http import HttpProvider
 
 
-def _retry_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
-    found = {h: headers[h] for h in _RETRY_HEADERS if h in headers}
-    return found or None
+class OpenAIProvider(HttpProvider):
+    kind = "openai"
 
-
-class OpenAIProvider:
-    def __init__(self, upstream: UpstreamConfig) -> None:
-        self.name = upstream.name
-        self._base = upstream.url.rstrip("/")
-        self._headers = {"Content-Type": "application/json"}
+    def auth_headers(self, upstream: UpstreamConfig) -> dict[str, str]:
         key = upstream.api_key()
-        if key:
-            self._headers["Authorization"] = f"Bearer {key}"
-        self._timeout = aiohttp.ClientTimeout(total=upstream.timeout)
-        self._session: aiohttp.ClientSession | None = None
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
-    def _url(self, endpoint: str) -> str:
+    def url(self, endpoint: str) -> str:
         # The batch endpoint is "/v1/…"; the upstream base URL already ends in its own "/v1".
+        # A Messages batch row was translated to a chat body at ingest.
+        if endpoint == "/v1/messages":
+            return self._base + "/chat/completions"
         path = endpoint[3:] if endpoint.startswith("/v1/") else endpoint
         return self._base + path
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, headers=self._headers
-            )
-        return self._session
-
-    async def send(self, endpoint: str, body: bytes) -> Attempt:
-        session = self._get_session()
-        try:
-            async with session.post(self._url(endpoint), data=body) as resp:
-                data = await resp.read()
-                return Attempt(
-                    status=resp.status,
-                    body=data,
-                    request_id=resp.headers.get("x-request-id"),
-                    retry_after=_retry_headers(resp.headers) if resp.status >= 400 else None,
-                )
-        except TimeoutError:
-            return Attempt(None, kind="timeout", message="The upstream did not answer in time.")
-        except (aiohttp.ClientError, OSError) as exc:
-            return Attempt(None, kind="connect", message=f"Upstream connection failed: {exc}")
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -173,8 +173,16 @@ class Store:
         return dict(r) if r else None
 
     def list_batches(
-        self, tenant: str | None, *, after: str | None, limit: int, dialect: str | None = None
+        self,
+        tenant: str | None,
+        *,
+        after: str | None,
+        limit: int,
+        dialect: str | None = None,
+        before: str | None = None,
     ) -> tuple[list[Row], bool]:
+        """Newest first. ``after``: the page older than that id; ``before``: the page newer
+        than that id (still newest first)."""
         q = select(batches)
         if tenant is not None:
             q = q.where(batches.c.tenant == tenant)
@@ -182,10 +190,26 @@ class Store:
             q = q.where(batches.c.dialect == dialect)
         if after:
             q = q.where(batches.c.id < after)
-        q = q.order_by(batches.c.id.desc()).limit(limit + 1)
+        if before:
+            q = q.where(batches.c.id > before).order_by(batches.c.id.asc())
+        else:
+            q = q.order_by(batches.c.id.desc())
         with self.read() as conn:
-            rows = [dict(r) for r in conn.execute(q).mappings()]
-        return rows[:limit], len(rows) > limit
+            rows = [dict(r) for r in conn.execute(q.limit(limit + 1)).mappings()]
+        page = rows[:limit]
+        return (page[::-1] if before else page), len(rows) > limit
+
+    def delete_batch(self, batch_id: str) -> None:
+        """Remove an ended batch, its rows and its result files' rows."""
+        with self.write() as conn:
+            row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().first()
+            if row is None:
+                return
+            for fid in (row["output_file_id"], row["error_file_id"]):
+                if fid:
+                    conn.execute(delete(files).where(files.c.id == fid))
+            conn.execute(delete(requests).where(requests.c.batch_id == batch_id))
+            conn.execute(delete(batches).where(batches.c.id == batch_id))
 
     def request_cancel(self, batch_id: str, tenant: str | None, now: int) -> Row:
         """Move a batch to ``cancelling`` (idempotent once cancelling or cancelled)."""
@@ -539,6 +563,11 @@ class Store:
             ).rowcount
             if n:
                 self._bump_counters(conn, {batch_id: [0, n, 0, 0, 0, 0]})
+                column = "canceled" if state == RowState.CANCELED else "expired"
+                conn.exec_driver_sql(
+                    self._q(f"UPDATE batches SET {column} = {column} + ? WHERE id = ?"),
+                    (n, batch_id),
+                )
         return int(n)
 
     # -- finalization -----------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Rows as Anthropic wire objects: MessageBatch with RFC 3339 timestamps and five counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from batchgate.domain.states import TERMINAL
+
+_PROCESSING = {"cancelling": "canceling"}
+
+
+def rfc3339(ts: int | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def processing_status(status: str) -> str:
+    if status in TERMINAL:
+        return "ended"
+    return _PROCESSING.get(status, "in_progress")
+
+
+def message_batch(row: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """``base_url`` is how the client reached this server (for an absolute ``results_url``)."""
+    status = processing_status(row["status"])
+    ended = status == "ended"
+    done = row["completed"] + row["failed"]
+    ended_at = row["completed_at"] or row["cancelled_at"] or row["expired_at"] or row["failed_at"]
+    return {
+        "id": row["id"],
+        "type": "message_batch",
+        "processing_status": status,
+        "request_counts": {
+            "processing": max(0, row["total"] - done),
+            "succeeded": row["completed"],
+            "errored": row["failed"] - row["canceled"] - row["expired"],
+            "canceled": row["canceled"],
+            "expired": row["expired"],
+        },
+        "created_at": rfc3339(row["created_at"]),
+        "expires_at": rfc3339(row["expires_at"]),
+        "ended_at": rfc3339(ended_at) if ended else None,
+        "cancel_initiated_at": rfc3339(row["cancelling_at"]),
+        "archived_at": None,
+        "results_url": (
+            f"{base_url.rstrip('/')}/v1/messages/batches/{row['id']}/results" if ended else None
+        ),
+    }
+
+
+def page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {
+        "data": items,
+        "has_more": has_more,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+    }
