@@ -172,23 +172,30 @@ def simulate(
     rate_429: Annotated[float, typer.Option(help="Share of requests answered 429.")] = 0.0,
     rate_500: Annotated[float, typer.Option(help="Share answered 500.")] = 0.0,
     rate_503: Annotated[float, typer.Option(help="Share answered 503.")] = 0.0,
+    rate_529: Annotated[
+        float, typer.Option(help="Share answered 529 overloaded (503 on OpenAI endpoints).")
+    ] = 0.0,
     rate_drop: Annotated[float, typer.Option(help="Share whose connection is dropped.")] = 0.0,
     rate_slow: Annotated[float, typer.Option(help="Share answered after --slow-ms.")] = 0.0,
     slow_ms: Annotated[float, typer.Option(help="Delay of a slow reply.")] = 30_000.0,
     rate_malformed: Annotated[float, typer.Option(help="Share answered with bad JSON.")] = 0.0,
-    retry_after_s: Annotated[float, typer.Option(help="Retry-After on 429/503.")] = 1.0,
+    retry_after_s: Annotated[float, typer.Option(help="Retry-After on 429/503/529.")] = 1.0,
     overload: Annotated[
-        int, typer.Option("--overload", help="Answer 429 beyond this many in flight (0 = off).")
+        int,
+        typer.Option(
+            "--overload",
+            help="Answer 429 (529 on /v1/messages) beyond this many in flight (0 = off).",
+        ),
     ] = 0,
     seed: Annotated[int, typer.Option(help="Seed for fault draws.")] = 0,
 ) -> None:
-    """Run the simulated OpenAI-compatible upstream (for tests, demos and benchmarks)."""
+    """Run the simulated OpenAI- and Anthropic-compatible upstream (tests, demos, benchmarks)."""
     from batchgate.sim import SimConfig, run_simulator
 
     try:
         cfg = SimConfig(
             latency_ms=latency_ms, jitter_ms=jitter_ms, rate_429=rate_429, rate_500=rate_500,
-            rate_503=rate_503, rate_drop=rate_drop, rate_slow=rate_slow, slow_ms=slow_ms,
+            rate_503=rate_503, rate_529=rate_529, rate_drop=rate_drop, rate_slow=rate_slow, slow_ms=slow_ms,
             rate_malformed=rate_malformed, retry_after_s=retry_after_s,
             overload_max_in_flight=overload, seed=seed,
         )  # fmt: skip

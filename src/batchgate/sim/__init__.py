@@ -1,5 +1,6 @@
-"""A fast simulated OpenAI-compatible upstream (chat, completions, embeddings, responses,
-models) with injectable latency, faults and overload, for tests, the quickstart and benchmarks.
+"""A fast simulated LLM upstream, OpenAI-compatible (chat, completions, embeddings, responses,
+models) and Anthropic-compatible (``POST /v1/messages``), with injectable latency, faults
+(529 ``overloaded_error`` included) and overload, for tests, the quickstart and benchmarks.
 
 Run it with ``run_simulator`` (blocking) or ``start_in_thread`` (tests); steer a running one
 over HTTP with ``GET /_sim/stats``, ``POST /_sim/reset`` and ``POST /_sim/config``.

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Fault rates in the fixed order faults are drawn in (see faults.py).
-RATE_FIELDS = ("rate_drop", "rate_429", "rate_500", "rate_503", "rate_slow", "rate_malformed")
+RATE_FIELDS = (
+    "rate_drop",
+    "rate_429",
+    "rate_500",
+    "rate_503",
+    "rate_529",
+    "rate_slow",
+    "rate_malformed",
+)
 _NON_NEGATIVE = ("latency_ms", "jitter_ms", "retry_after_s", "slow_ms")
 
 
@@ -20,12 +28,19 @@ class SimConfig:
     fast, fault-free server.
 
     Latency: each model reply (200, injected 500, malformed) waits ``latency_ms`` ± a uniform
-    ``jitter_ms`` (never below 0); rejections (400, 404, 429, 503, overload) answer at once.
+    ``jitter_ms`` (never below 0); rejections (400, 404, 429, 503, 529, overload) answer at once.
     Faults: each ``rate_*`` is the probability, drawn independently per request in the order
-    drop, 429, 500, 503, slow, malformed; the first fault drawn wins (see faults.py for how
-    draws are made deterministic). ``overload_max_in_flight`` > 0 answers 429 to a request
-    that arrives while that many are in flight. A request whose model starts with
-    ``fail_model_prefix`` (when non-empty) gets a non-retryable 400 ``model_not_found``.
+    drop, 429, 500, 503, 529, slow, malformed; the first fault drawn wins (see faults.py for
+    how draws are made deterministic). They apply to every model endpoint, OpenAI's and
+    Anthropic's ``/v1/messages`` alike, each answering in its own API's error envelope
+    (``rate_limit_error``, ``api_error``, ...). The 529 fault (``overloaded_error``, with
+    Retry-After) is Anthropic's: OpenAI-compatible servers never send 529, so on the OpenAI
+    endpoints a drawn 529 is answered exactly like the 503 fault (stats still count it under
+    ``faults["529"]``). ``overload_max_in_flight`` > 0 rejects a request that arrives while
+    that many are in flight: 429 on the OpenAI endpoints, 529 ``overloaded_error`` on
+    ``/v1/messages``. A request whose model starts with ``fail_model_prefix`` (when
+    non-empty) gets a non-retryable 400 ``model_not_found`` (on ``/v1/messages``, Anthropic's
+    answer to an unknown model: 404 ``not_found_error``).
 
     Raises ValueError on a rate outside [0, 1], a negative duration or a wrong type.
     """
@@ -36,6 +51,7 @@ class SimConfig:
     retry_after_s: float = 1.0
     rate_500: float = 0.0
     rate_503: float = 0.0
+    rate_529: float = 0.0
     rate_drop: float = 0.0
     rate_slow: float = 0.0
     slow_ms: float = 30_000.0
@@ -59,7 +75,7 @@ class SimConfig:
 
     @property
     def fault_rates(self) -> tuple[float, ...]:
-        """The fault rates in draw order: drop, 429, 500, 503, slow, malformed."""
+        """The fault rates in draw order: drop, 429, 500, 503, 529, slow, malformed."""
         return tuple(getattr(self, name) for name in RATE_FIELDS)
 
     def with_changes(self, changes: Mapping[str, Any]) -> SimConfig:

@@ -12,7 +12,8 @@ from typing import NamedTuple, cast
 import httptools
 
 from batchgate.sim import envelopes
-from batchgate.sim.server import Reply, SimApp
+from batchgate.sim.dialects import ANTHROPIC_TOO_LARGE
+from batchgate.sim.server import ANTHROPIC_ENDPOINTS, Reply, SimApp
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -27,6 +28,7 @@ _STATUS_LINES = {
         (429, "Too Many Requests"),
         (500, "Internal Server Error"),
         (503, "Service Unavailable"),
+        (529, "Site Overloaded"),
     )
 }
 # Request ids: a random per-process base plus a counter is unique and far cheaper than
@@ -37,6 +39,8 @@ _BAD_REQUEST = envelopes.error_body("Malformed HTTP request.")
 
 
 _HEAD = b"%scontent-type: application/json\r\ncontent-length: %d\r\nx-request-id: req_%016x\r\n"
+# Anthropic's replies carry the id as ``request-id`` too.
+_ANTHROPIC_HEAD = _HEAD + b"request-id: req_%016x\r\n"
 
 
 class _Request(NamedTuple):
@@ -47,11 +51,22 @@ class _Request(NamedTuple):
     too_large: bool
 
 
-def encode(status: int, body: bytes, headers: bytes = b"", keep_alive: bool = True) -> bytes:
+def encode(
+    status: int,
+    body: bytes,
+    headers: bytes = b"",
+    keep_alive: bool = True,
+    anthropic: bool = False,
+) -> bytes:
     """The bytes of one HTTP/1.1 response with a JSON body; ``headers`` are extra header
-    lines, each ending in CRLF."""
+    lines, each ending in CRLF; ``anthropic`` adds a ``request-id`` header equal to
+    ``x-request-id``."""
     status_line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n".encode()
-    head = _HEAD % (status_line, len(body), next(_request_ids))
+    if anthropic:
+        request_id = next(_request_ids)
+        head = _ANTHROPIC_HEAD % (status_line, len(body), request_id, request_id)
+    else:
+        head = _HEAD % (status_line, len(body), next(_request_ids))
     if keep_alive:
         return b"".join((head, headers, b"\r\n", body))
     return b"".join((head, headers, b"connection: close\r\n\r\n", body))
@@ -165,7 +180,10 @@ class HttpConnection(asyncio.Protocol):
         if self._transport is None:
             return
         if request.too_large:
-            self._write(Reply(413, _TOO_LARGE), keep_alive=False)
+            if request.path in ANTHROPIC_ENDPOINTS:
+                self._write(Reply(413, ANTHROPIC_TOO_LARGE, anthropic=True), keep_alive=False)
+            else:
+                self._write(Reply(413, _TOO_LARGE), keep_alive=False)
             return
         reply = self._app.handle(request.method, request.path, request.body)
         if reply is None:  # the drop fault: close with no response at all
@@ -196,7 +214,9 @@ class HttpConnection(asyncio.Protocol):
             if reply.slot:
                 self._app.finish(reply, sent=False)
             return
-        transport.write(encode(reply.status, reply.body, reply.headers, keep_alive))
+        transport.write(
+            encode(reply.status, reply.body, reply.headers, keep_alive, reply.anthropic)
+        )
         if reply.slot:
             self._app.finish(reply, sent=True)
         if not keep_alive:

@@ -7,11 +7,17 @@ import os
 import time
 from typing import Any
 
-import orjson
-
 from batchgate.sim.config import SimConfig
 from batchgate.sim.envelopes import InvalidRequest
-from batchgate.sim.text import content_text, estimate_tokens, reply_text, truncate
+from batchgate.sim.text import (
+    content_text,
+    conversation_reply,
+    conversation_tokens,
+    estimate_tokens,
+    reply_text,
+    truncate,
+)
+from batchgate.sim.tools import chat_tool_call
 
 MAX_CHOICES = 128
 
@@ -68,13 +74,11 @@ def chat_completion(req: dict[str, Any], config: SimConfig) -> dict[str, Any]:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
     texts: list[str] = []
-    prompt_tokens = 0
     last_user = ""
     for message in messages:
         if not isinstance(message, dict):
             raise InvalidRequest("Each message must be an object.", param="messages")
         text = content_text(message.get("content"))
-        prompt_tokens += estimate_tokens(text) + 4
         if message.get("role") == "user":
             last_user = text
         texts.append(text)
@@ -82,7 +86,7 @@ def chat_completion(req: dict[str, Any], config: SimConfig) -> dict[str, Any]:
     count = positive_int(req, "n", default=1) or 1
     if count > MAX_CHOICES:
         raise InvalidRequest(f"'n' must be at most {MAX_CHOICES}.", param="n")
-    tool_call = _weather_tool_call(req, last_user)
+    tool_call = chat_tool_call(req, last_user)
     if tool_call is not None:
         message_out: dict[str, Any] = {
             "role": "assistant",
@@ -93,10 +97,7 @@ def chat_completion(req: dict[str, Any], config: SimConfig) -> dict[str, Any]:
         completion_tokens = estimate_tokens(tool_call["function"]["arguments"]) + 8
         finish = "tool_calls"
     else:
-        seed_text = model + "\x00" + "\x00".join(texts)
-        content, completion_tokens, cut = truncate(
-            reply_text("Simulated reply to: ", last_user or texts[-1], seed_text), limit
-        )
+        content, completion_tokens, cut = conversation_reply(model, texts, last_user, limit)
         message_out = {"role": "assistant", "content": content, "refusal": None}
         finish = "length" if cut else "stop"
     choices = [
@@ -109,55 +110,9 @@ def chat_completion(req: dict[str, Any], config: SimConfig) -> dict[str, Any]:
         "created": int(time.time()),
         "model": model,
         "choices": choices,
-        "usage": _usage(max(1, prompt_tokens), completion_tokens * count),
+        "usage": _usage(conversation_tokens(texts), completion_tokens * count),
         "system_fingerprint": None,
     }
-
-
-def _weather_tool_call(req: dict[str, Any], last_user: str) -> dict[str, Any] | None:
-    """A call of the first function tool when the request offers tools (and does not say
-    ``tool_choice: "none"``) and the last user message mentions the weather; else None."""
-    tools = req.get("tools")
-    if not isinstance(tools, list) or req.get("tool_choice") == "none":
-        return None
-    if "weather" not in last_user.lower():
-        return None
-    for tool in tools:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            arguments = _sample_arguments(function.get("parameters"))
-            return {
-                "id": "call_" + _hex(12),
-                "type": "function",
-                "function": {"name": function["name"], "arguments": arguments},
-            }
-    return None
-
-
-_SAMPLES: dict[str, Any] = {
-    "string": "Paris",
-    "number": 21.5,
-    "integer": 1,
-    "boolean": True,
-    "array": [],
-    "object": {},
-}
-
-
-def _sample_arguments(schema: Any) -> str:
-    """A JSON string filling each property of a JSON-schema ``object`` with a sample value
-    of its type (``enum`` properties take their first value)."""
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    arguments: dict[str, Any] = {}
-    if isinstance(properties, dict):
-        for name, prop in properties.items():
-            prop = prop if isinstance(prop, dict) else {}
-            enum = prop.get("enum")
-            if isinstance(enum, list) and enum:
-                arguments[name] = enum[0]
-            else:
-                arguments[name] = _SAMPLES.get(str(prop.get("type")))
-    return orjson.dumps(arguments).decode()
 
 
 def prompt_inputs(value: Any, param: str) -> list[tuple[str, int]]:

@@ -1,5 +1,7 @@
 """The simulator's request handling: routing, overload, fault injection, latency and stats, on
-top of the reply builders. Transport-free: ``protocol.py`` feeds it parsed requests."""
+top of the reply builders, for the OpenAI endpoints and Anthropic's ``/v1/messages`` (each
+answering errors in its own API's envelope, see dialects.py). Transport-free:
+``protocol.py`` feeds it parsed requests."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import orjson
 
 from batchgate.sim import envelopes
 from batchgate.sim.config import SimConfig
+from batchgate.sim.dialects import Dialect, anthropic_dialect, openai_dialect
 from batchgate.sim.embeddings import embeddings
 from batchgate.sim.envelopes import InvalidRequest
 from batchgate.sim.faults import Fault, FaultPicker
+from batchgate.sim.messages import message
 from batchgate.sim.replies import chat_completion, completion, model_object, models_list, response
 from batchgate.sim.stats import SimStats
 
@@ -25,18 +29,22 @@ MODEL_ENDPOINTS: dict[str, Builder] = {
     "/v1/embeddings": embeddings,
     "/v1/responses": response,
 }
+# Anthropic's endpoints: errors in Anthropic's envelope, 529 for overload, a request-id header.
+ANTHROPIC_ENDPOINTS: dict[str, Builder] = {"/v1/messages": message}
 
 
 class Reply(NamedTuple):
     """What to send: ``headers`` are extra header lines (each ending in CRLF); ``delay`` is in
     seconds; ``slot`` means the reply holds an in-flight slot, so whoever sends (or abandons)
-    it must call ``SimApp.finish`` exactly once."""
+    it must call ``SimApp.finish`` exactly once; ``anthropic`` adds Anthropic's ``request-id``
+    header (the same id as ``x-request-id``)."""
 
     status: int
     body: bytes
     headers: bytes = b""
     delay: float = 0.0
     slot: bool = False
+    anthropic: bool = False
 
 
 class SimApp:
@@ -73,7 +81,8 @@ class SimApp:
         self._retry_headers = (
             f"retry-after: {retry}\r\nretry-after-ms: {round(seconds * 1000)}\r\n".encode()
         )
-        self._overloaded = envelopes.overloaded_body(config.overload_max_in_flight, seconds)
+        self._openai = openai_dialect(config.overload_max_in_flight, seconds)
+        self._anthropic = anthropic_dialect(config.overload_max_in_flight, seconds)
         self._models_body = orjson.dumps(models_list(config))
 
     def configure(self, changes: Mapping[str, Any]) -> SimConfig:
@@ -92,7 +101,10 @@ class SimApp:
         if method == b"POST":
             builder = MODEL_ENDPOINTS.get(path)
             if builder is not None:
-                return self._model_request(path, builder, body)
+                return self._model_request(path, builder, body, self._openai)
+            builder = ANTHROPIC_ENDPOINTS.get(path)
+            if builder is not None:
+                return self._model_request(path, builder, body, self._anthropic)
         route = self._control.get((method, path))
         if route is not None:
             return route(body)
@@ -109,55 +121,67 @@ class SimApp:
         else:
             stats.cancelled += 1
 
-    def _model_request(self, path: str, builder: Builder, body: bytes) -> Reply | None:
+    def _model_request(
+        self, path: str, builder: Builder, body: bytes, dialect: Dialect
+    ) -> Reply | None:
         config = self._config
         stats = self.stats
         stats.requests += 1
         stats.by_path[path] = stats.by_path.get(path, 0) + 1
         limit = config.overload_max_in_flight
         if limit and stats.in_flight >= limit:
-            stats.by_status[429] = stats.by_status.get(429, 0) + 1
-            return Reply(429, self._overloaded, self._retry_headers)
+            status, overloaded = dialect.overload
+            stats.by_status[status] = stats.by_status.get(status, 0) + 1
+            return Reply(status, overloaded, self._retry_headers, anthropic=dialect.anthropic)
         stats.in_flight += 1
         if stats.in_flight > stats.max_in_flight:
             stats.max_in_flight = stats.in_flight
         fault = self._faults.pick(config, body) if self._has_faults else None
         if fault is None:
-            return self._model_reply(builder, body, config, self._latency(config))
+            return self._model_reply(builder, body, config, self._latency(config), dialect)
         stats.faults[fault.value] = stats.faults.get(fault.value, 0) + 1
-        return self._fault_reply(fault, builder, body, config)
+        return self._fault_reply(fault, builder, body, config, dialect)
 
-    def _model_reply(self, builder: Builder, body: bytes, config: SimConfig, delay: float) -> Reply:
+    def _model_reply(
+        self, builder: Builder, body: bytes, config: SimConfig, delay: float, dialect: Dialect
+    ) -> Reply:
+        anthropic = dialect.anthropic
         try:
             request = orjson.loads(body)
             if not isinstance(request, dict):
-                return Reply(400, envelopes.INVALID_JSON, slot=True)
-            return Reply(200, orjson.dumps(builder(request, config)), b"", delay, True)
+                return Reply(400, dialect.invalid_json, slot=True, anthropic=anthropic)
+            return Reply(200, orjson.dumps(builder(request, config)), b"", delay, True, anthropic)
         except orjson.JSONDecodeError:
-            return Reply(400, envelopes.INVALID_JSON, slot=True)
+            return Reply(400, dialect.invalid_json, slot=True, anthropic=anthropic)
         except InvalidRequest as exc:
-            return Reply(exc.status, exc.body, slot=True)
+            return Reply(exc.status, dialect.invalid(exc), slot=True, anthropic=anthropic)
         except Exception as exc:  # a simulator bug: report it, keep the slot accounting right
-            return Reply(500, envelopes.internal_error(exc), slot=True)
+            return Reply(500, dialect.internal(exc), slot=True, anthropic=anthropic)
 
     def _fault_reply(
-        self, fault: Fault, builder: Builder, body: bytes, config: SimConfig
+        self, fault: Fault, builder: Builder, body: bytes, config: SimConfig, dialect: Dialect
     ) -> Reply | None:
         if fault is Fault.DROP:
             self.stats.in_flight -= 1
             self.stats.dropped += 1
             return None
+        retry = self._retry_headers
+        anthropic = dialect.anthropic
         if fault is Fault.RATE_LIMIT:
-            return Reply(429, envelopes.RATE_LIMITED, self._retry_headers, slot=True)
+            return Reply(429, dialect.rate_limited, retry, slot=True, anthropic=anthropic)
         if fault is Fault.UNAVAILABLE:
-            return Reply(503, envelopes.UNAVAILABLE, self._retry_headers, slot=True)
+            return Reply(503, dialect.unavailable, retry, slot=True, anthropic=anthropic)
+        if fault is Fault.OVERLOADED:  # 529 on /v1/messages, the 503 fault's reply on OpenAI's
+            status, overloaded = dialect.fault_529
+            return Reply(status, overloaded, retry, slot=True, anthropic=anthropic)
         if fault is Fault.SERVER_ERROR:
-            return Reply(500, envelopes.SERVER_ERROR, delay=self._latency(config), slot=True)
+            delay = self._latency(config)
+            return Reply(500, dialect.server_error, delay=delay, slot=True, anthropic=anthropic)
         if fault is Fault.SLOW:
-            return self._model_reply(builder, body, config, config.slow_ms / 1000)
+            return self._model_reply(builder, body, config, config.slow_ms / 1000, dialect)
         # MALFORMED: the real reply cut in half, which can never parse (the top-level
         # object's closing brace is its last byte).
-        reply = self._model_reply(builder, body, config, self._latency(config))
+        reply = self._model_reply(builder, body, config, self._latency(config), dialect)
         if reply.status != 200:
             return reply
         return reply._replace(body=reply.body[: len(reply.body) // 2])

@@ -7,7 +7,8 @@ from typing import Any
 
 
 class SimStats:
-    """Counters over the ``/v1`` POST endpoints since start or the last reset.
+    """Counters over the ``/v1`` POST model endpoints (OpenAI's and ``/v1/messages``) since
+    start or the last reset.
 
     ``requests`` counts requests received (by ``by_path``); ``by_status`` counts replies sent,
     by status code; ``dropped`` counts connections closed by the drop fault; ``cancelled``

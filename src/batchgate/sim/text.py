@@ -114,3 +114,19 @@ def truncate(text: str, limit: int | None) -> tuple[str, int, bool]:
     if limit is not None and tokens > limit:
         return text[: limit * 4], limit, True
     return text, tokens, False
+
+
+def conversation_reply(
+    model: str, texts: list[str], last_user: str, limit: int | None
+) -> tuple[str, int, bool]:
+    """(text, completion tokens, truncated) of the reply to a conversation: ``texts`` are the
+    messages' texts in order (a system prompt first), ``last_user`` the last user message's.
+    Chat completions and Anthropic messages both answer with it, so a request translated from
+    one API to the other gets the same text."""
+    seed_text = model + "\x00" + "\x00".join(texts)
+    return truncate(reply_text("Simulated reply to: ", last_user or texts[-1], seed_text), limit)
+
+
+def conversation_tokens(texts: list[str]) -> int:
+    """The prompt token count of a conversation: each message's text plus 4 (at least 1)."""
+    return max(1, sum(estimate_tokens(text) + 4 for text in texts))
