@@ -195,7 +195,8 @@ def simulate(
     try:
         cfg = SimConfig(
             latency_ms=latency_ms, jitter_ms=jitter_ms, rate_429=rate_429, rate_500=rate_500,
-            rate_503=rate_503, rate_529=rate_529, rate_drop=rate_drop, rate_slow=rate_slow, slow_ms=slow_ms,
+            rate_503=rate_503, rate_529=rate_529, rate_drop=rate_drop, rate_slow=rate_slow,
+            slow_ms=slow_ms,
             rate_malformed=rate_malformed, retry_after_s=retry_after_s,
             overload_max_in_flight=overload, seed=seed,
         )  # fmt: skip
