@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from batchgate.config import UpstreamConfig
 from batchgate.engine.limits import AdaptiveLimit, TokenBucket
@@ -28,6 +29,7 @@ class Lane:
         self.rpm = TokenBucket(upstream.rpm)
         self.tpm = TokenBucket(upstream.tpm)
         self.in_flight = 0
+        self.paused_until = 0.0  # the upstream's own rate headers said to wait
         self.sent = 0
         self.retrying = 0
 
@@ -40,17 +42,22 @@ class Lane:
         return k < self.adaptive.limit
 
     async def admit(self, row: LeasedRow) -> None:
-        """Wait until the RPM and TPM budgets cover this request."""
-        wait = 0.0
+        """Wait until the RPM and TPM budgets (and any upstream-announced pause) allow it."""
+        wait = self.paused_until - time.monotonic()
         if not self.rpm.unlimited:
-            wait = self.rpm.reserve(1)
+            wait = max(wait, self.rpm.reserve(1))
         if not self.tpm.unlimited:
             wait = max(wait, self.tpm.reserve(row.est_tokens))
         if wait > 0:
             await asyncio.sleep(wait)
 
-    def settle(self, row: LeasedRow, status: int | None, used_tokens: int) -> None:
-        """Feed one answer back into the limits: overload backs off, success recovers."""
+    def settle(
+        self, row: LeasedRow, status: int | None, used_tokens: int, pause: float | None = None
+    ) -> None:
+        """Feed one answer back into the limits: overload backs off, success recovers, a spent
+        upstream budget holds the lane until it resets."""
+        if pause:
+            self.paused_until = max(self.paused_until, time.monotonic() + pause)
         if status in OVERLOAD_STATUSES:
             self.adaptive.on_overload()
         elif status is not None and status < 500:

@@ -142,7 +142,8 @@ class Worker:
                 lane.in_flight -= 1
             convert = converters(row.endpoint, lane.provider.kind)
             result = to_result(row, attempt, self.opts.retry, convert)
-            lane.settle(row, attempt.status, result.input_tokens + result.output_tokens)
+            used = result.input_tokens + result.output_tokens
+            lane.settle(row, attempt.status, used, attempt.pause)
             self._pending.append(result)
             if len(self._pending) >= self.opts.flush_max:
                 self._has_results.set()

@@ -16,6 +16,7 @@ class Attempt:
     retry_after: dict[str, str] | None = None  # Retry-After / retry-after-ms headers, if any
     kind: str = "http"  # http | connect | timeout
     message: str = ""
+    pause: float | None = None  # seconds the upstream says its budget is spent (rate headers)
 
 
 class Provider(Protocol):

@@ -36,6 +36,11 @@ class HttpProvider:
     def url(self, endpoint: str) -> str:
         raise NotImplementedError
 
+    def pause_hint(self, headers: Mapping[str, str]) -> float | None:
+        """Seconds to hold the lane because the upstream's rate headers say a budget is
+        spent; None when they say nothing."""
+        return None
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
@@ -54,6 +59,7 @@ class HttpProvider:
                     body=data,
                     request_id=resp.headers.get(self.request_id_header),
                     retry_after=_retry_headers(resp.headers) if resp.status >= 400 else None,
+                    pause=self.pause_hint(resp.headers),
                 )
         except TimeoutError:
             return Attempt(None, kind="timeout", message="The upstream did not answer in time.")
