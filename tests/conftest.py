@@ -102,7 +102,8 @@ def make_server(tmp_path: Path, sim: SimHandle) -> Iterator[Callable[..., Server
     def start(database_url: str | None = None, **kwargs: Any) -> ServerHandle:
         kwargs.setdefault("upstream_url", sim.url)
         url = database_url or f"sqlite:///{tmp_path / f'db{len(stack)}.sqlite'}"
-        cm = run_server(url, tmp_path / f"data{len(stack)}", **kwargs)
+        data_dir = kwargs.pop("data_dir", tmp_path / f"data{len(stack)}")
+        cm = run_server(url, data_dir, **kwargs)
         stack.append(cm)
         return cm.__enter__()
 

@@ -18,7 +18,13 @@ from batchgate.config import Config
 from batchgate.domain.messages import check_requests
 from batchgate.domain.states import TERMINAL
 from batchgate.engine.ingest import requests_blob
-from batchgate.errors import BatchNotFound, FileNotFound, InvalidRequest, InvalidTransition
+from batchgate.errors import (
+    BatchNotFound,
+    FileNotFound,
+    InvalidRequest,
+    InvalidTransition,
+    PayloadTooLarge,
+)
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.schema import batches
 from batchgate.storage.sql import Store
@@ -137,11 +143,23 @@ class Service:
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         requests = check_requests(body.get("requests"))
+        limits = self.config.limits  # what ingest enforces: refuse now, not as an empty end
+        if len(requests) > limits.max_lines:
+            raise InvalidRequest(
+                f"requests: this server takes at most {limits.max_lines} requests per batch, "
+                f"got {len(requests)}.",
+                param="requests",
+            )
         bid = ids.new_id("msgbatch_")
         with self.blobs.writer(requests_blob(bid)) as out:
             for item in requests:
                 out.write(orjson.dumps({"custom_id": item["custom_id"], "params": item["params"]}))
                 out.write(b"\n")
+            if out.tell() > limits.max_file_bytes:  # raising here leaves no blob behind
+                raise PayloadTooLarge(
+                    f"The requests take {out.tell()} bytes; this server takes at most "
+                    f"{limits.max_file_bytes} bytes per batch."
+                )
         now = int(time.time())
         row = {
             "id": bid, "tenant": tenant, "dialect": "anthropic", "endpoint": "/v1/messages",

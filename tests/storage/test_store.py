@@ -165,7 +165,8 @@ def test_cancel_ends_queued_rows_and_counts_them(store: Store) -> None:
     batch = store.get_batch(bid)
     assert batch is not None
     assert batch["status"] == "cancelling" and batch["cancelling_at"] is not None
-    assert (batch["completed"], batch["failed"], batch["canceled"], batch["expired"]) == (2, 3, 3, 0)
+    counters = (batch["completed"], batch["failed"], batch["canceled"], batch["expired"])
+    assert counters == (2, 3, 3, 0)
     assert store.count_rows(bid) == {"succeeded": 2, "canceled": 3}
     with pytest.raises(BatchNotFound):
         store.request_cancel("batch_nope", None, 0)

@@ -299,8 +299,11 @@ def _check_body(body: dict[str, Any], line: int, endpoint: str) -> LineError | N
     return check(body, line) if check is not None else None
 
 
-def parse_batch_line(raw: bytes, line: int, endpoint: str) -> ParsedLine | LineError:
-    """Validate one ``{"custom_id","method","url","body"}`` line against the batch endpoint."""
+def parse_batch_line(
+    raw: bytes, line: int, endpoint: str, *, estimate: bool = True
+) -> ParsedLine | LineError:
+    """Validate one ``{"custom_id","method","url","body"}`` line against the batch endpoint.
+    ``estimate=False`` leaves ``est_tokens`` 0 (the caller has no token budget to spend it on)."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -321,7 +324,7 @@ def parse_batch_line(raw: bytes, line: int, endpoint: str) -> ParsedLine | LineE
         body=body,
         body_bytes=orjson.dumps(body),
         model=body["model"],
-        est_tokens=estimate_tokens(body, endpoint),
+        est_tokens=estimate_tokens(body, endpoint) if estimate else 0,
     )
 
 

@@ -49,6 +49,8 @@ class _Ingest:
         self.messages = batch["endpoint"] == "/v1/messages"
         self.untranslatable = "invalid_request_error" if self.messages else "untranslatable"
         self.kinds = {u.name: u.kind for u in router.config.upstreams}
+        # The token estimate only feeds TPM budgets: skip its cost when no upstream has one.
+        self.estimate = any(u.tpm > 0 for u in router.config.upstreams)
         self.models: set[str] = set()
         self.blank_lines: list[int] = []
 
@@ -56,7 +58,7 @@ class _Ingest:
         if self.messages:
             self.add_message(line, raw)
             return
-        res = parse_batch_line(raw, line, self.batch["endpoint"])
+        res = parse_batch_line(raw, line, self.batch["endpoint"], estimate=self.estimate)
         if isinstance(res, LineError) and res.code == "blank_line":
             self.blank_lines.append(line)  # an error only if a non-blank line follows
             return

@@ -238,9 +238,16 @@ class Store:
     ) -> Row | None:
         """Claim one batch in ``statuses`` whose claim is free or expired; None if there is none."""
         marks = ",".join("?" for _ in statuses)
+        # A batch cancelled before it was ever validated still needs its rows (each one ends
+        # as a cancelled result): it is claimed for validation too, once.
+        never_read = (
+            "(status = 'cancelling' AND in_progress_at IS NULL AND failed_at IS NULL)"
+            if BatchStatus.VALIDATING in statuses
+            else "1 = 0"
+        )
         sql = self._q(
             f"UPDATE batches SET claim_token = ?, claim_expires_at = ? WHERE id = ("
-            f"SELECT id FROM batches WHERE status IN ({marks}) "
+            f"SELECT id FROM batches WHERE (status IN ({marks}) OR {never_read}) "
             f"AND (claim_expires_at IS NULL OR claim_expires_at < ?) "
             f"ORDER BY created_at LIMIT 1{self._skip_locked()}) RETURNING id"
         )
@@ -332,8 +339,10 @@ class Store:
             }  # fmt: skip
             started = bool(status == BatchStatus.VALIDATING)
             if started:
+                transition(status, BatchStatus.IN_PROGRESS)
                 values["status"] = BatchStatus.IN_PROGRESS.value
-                values[transition(status, BatchStatus.IN_PROGRESS)] = now
+            # Stamped even for a batch cancelled meanwhile: its input was read (see claim_batch).
+            values["in_progress_at"] = now
             conn.execute(update(batches).where(batches.c.id == batch_id).values(**values))
         return started
 
