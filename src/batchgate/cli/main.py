@@ -88,20 +88,19 @@ def serve(
     from batchgate.engine.worker import Worker
     from batchgate.service import Service
 
-    rt.setup_logging(log_level)
     try:
-        cfg = rt.build_config(rt.UpstreamOptions(
-            upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
-            max_lines, max_file_mb,
-        ))  # fmt: skip
-        store, blobs = rt.open_backends(rt.StoreOptions(data_dir, database_url))
+        cfg, store, blobs, opts = rt.prepare(
+            rt.UpstreamOptions(
+                upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
+                max_lines, max_file_mb,
+            ),
+            rt.StoreOptions(data_dir, database_url),
+            lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
+            log_level=log_level,
+        )  # fmt: skip
     except BatchgateError as exc:
         _fail(exc)
         return
-    opts = rt.worker_options(
-        lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
-        poll_interval=0.25,
-    )  # fmt: skip
     service = Service(store, blobs, cfg)
     runtime = Runtime(service, Worker(store, blobs, cfg, opts) if worker else None)
     uvicorn.run(
@@ -135,20 +134,19 @@ def worker_cmd(
     from batchgate.cli import runtime as rt
     from batchgate.engine.worker import Worker
 
-    rt.setup_logging(log_level)
     try:
-        cfg = rt.build_config(rt.UpstreamOptions(
-            upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
-            max_lines, max_file_mb,
-        ))  # fmt: skip
-        store, blobs = rt.open_backends(rt.StoreOptions(data_dir, database_url))
+        cfg, store, blobs, opts = rt.prepare(
+            rt.UpstreamOptions(
+                upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
+                max_lines, max_file_mb,
+            ),
+            rt.StoreOptions(data_dir, database_url),
+            lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
+            log_level=log_level,
+        )  # fmt: skip
     except BatchgateError as exc:
         _fail(exc)
         return
-    opts = rt.worker_options(
-        lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
-        poll_interval=0.25,
-    )  # fmt: skip
 
     async def main() -> None:
         stop = asyncio.Event()

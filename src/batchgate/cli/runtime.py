@@ -71,6 +71,21 @@ def worker_options(
     return WorkerOptions(lease_ttl=lease_ttl, retry=retry, poll_interval=poll_interval)
 
 
+def prepare(
+    upstreams: UpstreamOptions, stores: StoreOptions, *, lease_ttl: float, max_attempts: int,
+    retry_base_delay: float, log_level: str,
+) -> tuple[Config, Store, BlobStore, WorkerOptions]:  # fmt: skip
+    """Everything ``serve`` and ``worker`` share: logging, config, backends, worker options."""
+    setup_logging(log_level)
+    config = build_config(upstreams)
+    store, blobs = open_backends(stores)
+    opts = worker_options(
+        lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
+        poll_interval=0.25,
+    )  # fmt: skip
+    return config, store, blobs, opts
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
