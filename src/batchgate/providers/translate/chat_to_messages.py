@@ -14,6 +14,7 @@ from batchgate.providers.translate.common import (
     TranslationError,
     expect,
     image_source,
+    refuse_stream,
     reject_unknown,
     tool_use_block,
 )
@@ -98,14 +99,6 @@ def _n(value: Any) -> JSON:
     return {}
 
 
-def _stream(value: Any) -> JSON:
-    if value is not False:
-        raise TranslationError(
-            "stream=true: a batch request gets one whole reply; remove stream.", param="stream"
-        )
-    return {}
-
-
 def _response_format(value: Any) -> JSON:
     kind = value.get("type") if isinstance(value, Mapping) else value
     if kind != "text":
@@ -186,7 +179,7 @@ def _top_k(value: Any) -> JSON:
 
 _SETTINGS: dict[str, Setting] = {
     "n": _n,
-    "stream": _stream,
+    "stream": refuse_stream,
     "response_format": _response_format,
     "temperature": _temperature,
     "top_p": _top_p,

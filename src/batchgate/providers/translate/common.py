@@ -149,3 +149,12 @@ def image_url(source: Any, param: str) -> str:
         f"{param}.type={kind!r}: only base64 and url image sources have an OpenAI image_url.",
         param=f"{param}.type",
     )
+
+
+def refuse_stream(value: Any) -> JSON:
+    """``stream`` in either dialect: false is fine, anything else cannot run in a batch."""
+    if value is not False:
+        raise TranslationError(
+            "stream=true: a batch request gets one whole reply; remove stream.", param="stream"
+        )
+    return {}

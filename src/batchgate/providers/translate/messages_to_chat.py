@@ -16,6 +16,7 @@ from batchgate.providers.translate.common import (
     expect,
     function_tool_call,
     image_url,
+    refuse_stream,
     reject_unknown,
 )
 
@@ -51,14 +52,6 @@ def messages_request_to_chat(params: Mapping[str, Any]) -> JSON:
 
 
 # --- top-level settings -----------------------------------------------------------------------
-
-
-def _stream(value: Any) -> JSON:
-    if value is not False:
-        raise TranslationError(
-            "stream=true: a batch request gets one whole reply; remove stream.", param="stream"
-        )
-    return {}
 
 
 def _thinking(value: Any) -> JSON:
@@ -134,7 +127,7 @@ def _copy(field: str, kind: type | tuple[type, ...], what: str) -> Setting:
 
 
 _SETTINGS: dict[str, Setting] = {
-    "stream": _stream,
+    "stream": refuse_stream,
     "thinking": _thinking,
     "max_tokens": _copy("max_tokens", int, "an integer"),
     "temperature": _copy("temperature", (int, float), "a number"),
