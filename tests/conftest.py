@@ -78,20 +78,10 @@ def sim_session() -> Iterator[SimHandle]:
 @pytest.fixture
 def sim(sim_session: SimHandle) -> Iterator[SimHandle]:
     """The simulated upstream, fault-free and with zeroed counters for each test."""
-    sim_session.configure(**{f.name: f.default for f in _sim_fields()})
+    sim_session.configure(**SimConfig().to_dict())
     sim_session.reset()
     yield sim_session
-    sim_session.configure(**{f.name: f.default for f in _sim_fields()})
-
-
-def _sim_fields() -> list[Any]:
-    import dataclasses
-
-    return [
-        f
-        for f in dataclasses.fields(SimConfig)
-        if f.default is not dataclasses.MISSING and f.name not in ("models",)
-    ]
+    sim_session.configure(**SimConfig().to_dict())
 
 
 @pytest.fixture

@@ -16,22 +16,12 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
-from batchgate.sim import SimConfig, SimHandle, start_in_thread
-
-DEFAULTS = SimConfig().to_dict()
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimHandle]:
-    handle = start_in_thread(SimConfig())
-    yield handle
-    handle.stop()
+from batchgate.sim import SimHandle
 
 
 @pytest.fixture
 def client(sim: SimHandle) -> Iterator[httpx.Client]:
-    sim.configure(**DEFAULTS)
-    sim.reset()
+    # conftest's ``sim`` fixture has already reset the config and the counters.
     with httpx.Client(base_url=sim.base_url, timeout=5.0) as c:
         yield c
 

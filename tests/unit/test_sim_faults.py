@@ -12,23 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from batchgate.sim import Fault, FaultPicker, SimConfig, SimHandle, start_in_thread
+from batchgate.sim import Fault, FaultPicker, SimConfig, SimHandle
 
 DEFAULTS = SimConfig().to_dict()
 CHAT = {"model": "sim-model", "messages": [{"role": "user", "content": "Hello"}]}
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimHandle]:
-    handle = start_in_thread(SimConfig())
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
 def client(sim: SimHandle) -> Iterator[httpx.Client]:
-    sim.configure(**DEFAULTS)
-    sim.reset()
+    # conftest's ``sim`` fixture has already reset the config and the counters.
     with httpx.Client(base_url=sim.base_url, timeout=5.0) as c:
         yield c
 

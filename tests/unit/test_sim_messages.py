@@ -15,23 +15,14 @@ import httpx
 import pytest
 from anthropic.types import Message
 
-from batchgate.sim import SimConfig, SimHandle, protocol, start_in_thread
+from batchgate.sim import SimConfig, SimHandle, protocol
 
-DEFAULTS = SimConfig().to_dict()
 PATH = "/v1/messages"
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimHandle]:
-    handle = start_in_thread(SimConfig())
-    yield handle
-    handle.stop()
 
 
 @pytest.fixture
 def client(sim: SimHandle) -> Iterator[httpx.Client]:
-    sim.configure(**DEFAULTS)
-    sim.reset()
+    # conftest's ``sim`` fixture has already reset the config and the counters.
     headers = {"x-api-key": "sk-ant-sim", "anthropic-version": "2023-06-01"}
     with httpx.Client(base_url=sim.base_url, timeout=5.0, headers=headers) as c:
         yield c
