@@ -204,6 +204,16 @@ def simulate(
     run_simulator(cfg, host, port)
 
 
+def _register_commands() -> None:
+    from batchgate.cli import remote, run
+
+    run.register(app)
+    remote.register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     try:
         app()
