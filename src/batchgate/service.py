@@ -17,6 +17,7 @@ from batchgate import ids
 from batchgate.config import Config
 from batchgate.domain.messages import check_requests
 from batchgate.domain.states import TERMINAL
+from batchgate.engine.finalize import RENDERERS
 from batchgate.engine.ingest import requests_blob
 from batchgate.errors import (
     BatchNotFound,
@@ -38,6 +39,13 @@ BATCH_DEFAULTS: dict[str, Any] = {
     for c in batches.columns
 }
 _WINDOW = re.compile(r"^(\d{1,3})h$")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsPage:
+    body: bytes  # JSONL, one result line per finished row
+    next_after: int  # the input line to read after for the next page
+    has_more: bool
 
 
 @dataclass
@@ -169,8 +177,9 @@ class Service:
         self.store.insert_batch(row)
         return {**BATCH_DEFAULTS, **row}
 
-    def delete_message_batch(self, tenant: str | None, batch_id: str) -> None:
-        row = self.get_batch(tenant, batch_id, dialect="anthropic")
+    def delete_batch(self, tenant: str | None, batch_id: str, *, dialect: str) -> None:
+        """Remove an ended batch with its rows and result files (an input file stays)."""
+        row = self.get_batch(tenant, batch_id, dialect=dialect)
         if row["status"] not in TERMINAL:
             raise InvalidRequest(
                 f"Batch {batch_id} is still being processed; cancel it and wait until it has "
@@ -180,6 +189,17 @@ class Service:
         for key in (row["output_file_id"], row["error_file_id"], requests_blob(batch_id)):
             if key:
                 self.blobs.delete(key)
+
+    def results_page(
+        self, tenant: str | None, batch_id: str, *, dialect: str, after: int, limit: int
+    ) -> ResultsPage:
+        """The result lines of finished rows after input line ``after``, in input order, in
+        the batch's own format: partial results while it runs, every line once it ended."""
+        self.get_batch(tenant, batch_id, dialect=dialect)
+        rows = self.store.rows_after(batch_id, after, limit + 1, finished_only=True)
+        page, render = rows[:limit], RENDERERS[dialect]
+        body = b"".join(render(batch_id, row)[1] for row in page)
+        return ResultsPage(body, page[-1][0] if page else after, len(rows) > limit)
 
     def get_batch(
         self, tenant: str | None, batch_id: str, *, dialect: str = "openai"

@@ -236,3 +236,15 @@ def test_counts_equal_a_count_over_rows(store: Store) -> None:
     assert batch["completed"] == counts.get(RowState.SUCCEEDED, 0) == 10
     assert batch["failed"] == counts["failed"] + counts["canceled"] == 20
     assert batch["total"] == sum(counts.values())
+
+
+def test_rows_after_pages_and_skips_open_rows(store: Store) -> None:
+    bid = _batch(store)
+    _rows(store, bid, 6)
+    leased = _lease(store, [bid], 6)
+    store.record([_ok(r) for r in leased if r.line in (2, 3, 5)], time.time())
+    finished = store.rows_after(bid, 0, 10, finished_only=True)
+    assert [r[0] for r in finished] == [2, 3, 5]
+    assert [r[0] for r in store.rows_after(bid, 2, 1, finished_only=True)] == [3]
+    assert [r[0] for r in store.rows_after(bid, 3, 10)] == [4, 5, 6]  # open rows too
+    assert finished[0][1:3] == ("c2", "succeeded")

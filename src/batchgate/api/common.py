@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 
 from batchgate.errors import InvalidRequest
 from batchgate.service import Service
@@ -48,3 +49,22 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
             param=name, code="invalid_value",
         )  # fmt: skip
     return value
+
+
+PAGED_RESULTS = frozenset({"after", "limit"})
+
+
+async def results_page(request: Request, dialect: str, media_type: str) -> Response:
+    """A page of a batch's finished result lines (``?after=LINE&limit=N``), running or ended;
+    ``x-batchgate-next-after`` is the ``after`` of the next page."""
+    svc = service_of(request)
+    page = await svc.store.call(
+        svc.results_page, tenant_of(request), request.path_params["batch_id"],
+        dialect=dialect, after=query_int(request, "after", 0, 0, 2**31 - 1),
+        limit=query_int(request, "limit", 1000, 1, 10_000),
+    )  # fmt: skip
+    headers = {
+        "x-batchgate-next-after": str(page.next_after),
+        "x-batchgate-has-more": "true" if page.has_more else "false",
+    }
+    return Response(page.body, media_type=media_type, headers=headers)

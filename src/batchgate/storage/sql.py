@@ -22,7 +22,14 @@ from sqlalchemy import create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from batchgate.domain.states import ACTIVE, TERMINAL, BatchStatus, RowState, transition
+from batchgate.domain.states import (
+    ACTIVE,
+    OPEN_ROWS,
+    TERMINAL,
+    BatchStatus,
+    RowState,
+    transition,
+)
 from batchgate.errors import BatchNotFound, StoreUnavailable
 from batchgate.storage import migrate
 from batchgate.storage.schema import batches, files, requests
@@ -457,6 +464,33 @@ class Store:
         with self.write() as conn:
             return int(conn.exec_driver_sql(sql, (now, now)).rowcount)
 
+    def release_all_leases(self, now: float) -> tuple[int, int]:
+        """Requeue every leased row and free every batch claim, expired or not: only for a
+        caller that knows no other process uses this database (``batchgate run`` holds a lock
+        on it), so the work of a killed run resumes at once instead of after lease expiry.
+        Returns (rows requeued, claims freed)."""
+        rows_sql = self._q(
+            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
+            "lease_expires_at = NULL, next_attempt_at = ? WHERE state = 'leased'"
+        )
+        claims_sql = (
+            "UPDATE batches SET claim_token = NULL, claim_expires_at = NULL "
+            "WHERE claim_token IS NOT NULL"
+        )
+        with self.write() as conn:
+            rows = conn.exec_driver_sql(rows_sql, (now,)).rowcount
+            claims = conn.exec_driver_sql(claims_sql).rowcount
+        return int(rows), int(claims)
+
+    def count_retrying(self, batch_id: str) -> int:
+        """Rows of a batch waiting to be sent again after a retryable failure."""
+        sql = self._q(
+            "SELECT COUNT(*) FROM requests "
+            "WHERE batch_id = ? AND state = 'queued' AND error_code = 'retrying'"
+        )
+        with self.read() as conn:
+            return int(conn.exec_driver_sql(sql, (batch_id,)).scalar() or 0)
+
     # -- recording --------------------------------------------------------------------------
 
     def record(self, results: Sequence[RowResult], now: float) -> int:
@@ -604,18 +638,29 @@ class Store:
     def iter_finished_rows(self, batch_id: str, *, chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
         """Every row of a batch in input order, a chunk at a time (bounded memory):
         (line, custom_id, state, status_code, response, request_id, error_code, error_message)."""
-        sql = self._q(
-            "SELECT line, custom_id, state, status_code, response, request_id, error_code, "
-            "error_message FROM requests WHERE batch_id = ? AND line > ? ORDER BY line LIMIT ?"
-        )
         after = 0
         while True:
-            with self.read() as conn:
-                rows = conn.exec_driver_sql(sql, (batch_id, after, chunk)).all()
+            rows = self.rows_after(batch_id, after, chunk)
             if not rows:
                 return
-            yield from (tuple(r) for r in rows)
+            yield from rows
             after = rows[-1][0]
+
+    def rows_after(
+        self, batch_id: str, after: int, limit: int, *, finished_only: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` rows with ``line > after`` in input order, shaped as
+        ``iter_finished_rows`` yields them; ``finished_only`` skips rows still open (the
+        partial results of a running batch)."""
+        still_open = ",".join(f"'{s.value}'" for s in OPEN_ROWS)
+        where = f" AND state NOT IN ({still_open})" if finished_only else ""
+        sql = self._q(
+            "SELECT line, custom_id, state, status_code, response, request_id, error_code, "
+            f"error_message FROM requests WHERE batch_id = ? AND line > ?{where} "
+            "ORDER BY line LIMIT ?"
+        )
+        with self.read() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql, (batch_id, after, limit)).all()]
 
     def finish_batch(
         self,

@@ -7,7 +7,14 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from batchgate.api.anthropic.render import message_batch, page
-from batchgate.api.common import json_body, query_int, service_of, tenant_of
+from batchgate.api.common import (
+    PAGED_RESULTS,
+    json_body,
+    query_int,
+    results_page,
+    service_of,
+    tenant_of,
+)
 from batchgate.domain.states import TERMINAL
 from batchgate.errors import InvalidRequest, PayloadTooLarge
 
@@ -63,11 +70,13 @@ async def cancel(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     svc = service_of(request)
     bid = request.path_params["batch_id"]
-    await svc.store.call(svc.delete_message_batch, tenant_of(request), bid)
+    await svc.store.call(svc.delete_batch, tenant_of(request), bid, dialect=DIALECT)
     return JSONResponse({"id": bid, "type": "message_batch_deleted"})
 
 
 async def results(request: Request) -> Response:
+    if PAGED_RESULTS & request.query_params.keys():
+        return await results_page(request, DIALECT, "application/x-jsonl")
     svc = service_of(request)
     bid = request.path_params["batch_id"]
     row = await svc.store.call(svc.get_batch, tenant_of(request), bid, dialect=DIALECT)

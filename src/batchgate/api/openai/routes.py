@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from batchgate.api.common import json_body, query_int, service_of, tenant_of
+from batchgate.api.common import json_body, query_int, results_page, service_of, tenant_of
 from batchgate.api.openai.render import batch_object, file_object, page
 from batchgate.errors import FileNotFound, InvalidRequest
 
@@ -118,6 +118,17 @@ async def cancel_batch(request: Request) -> Response:
     return JSONResponse(batch_object(row))
 
 
+async def delete_batch(request: Request) -> Response:
+    svc = service_of(request)
+    bid = request.path_params["batch_id"]
+    await svc.store.call(svc.delete_batch, tenant_of(request), bid, dialect="openai")
+    return JSONResponse({"id": bid, "object": "batch", "deleted": True})
+
+
+async def batch_results(request: Request) -> Response:
+    return await results_page(request, "openai", "application/jsonl")
+
+
 def routes() -> list[Route]:
     return [
         Route("/v1/files", upload_file, methods=["POST"]),
@@ -128,5 +139,7 @@ def routes() -> list[Route]:
         Route("/v1/batches", create_batch, methods=["POST"]),
         Route("/v1/batches", list_batches, methods=["GET"]),
         Route("/v1/batches/{batch_id}", get_batch, methods=["GET"]),
+        Route("/v1/batches/{batch_id}", delete_batch, methods=["DELETE"]),
         Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+        Route("/v1/batches/{batch_id}/results", batch_results, methods=["GET"]),
     ]
