@@ -103,7 +103,8 @@ def test_wrong_method_is_405_envelope(shared: ServerHandle) -> None:
     http = shared.http()
     err = _assert_envelope(http.put("/v1/batches"), 405)
     assert err["type"] == "invalid_request_error"
-    _assert_envelope(http.delete("/v1/batches/batch_x"), 405)
+    _assert_envelope(http.patch("/v1/batches/batch_x"), 405)
+    _assert_envelope(http.delete("/v1/batches/batch_x"), 404)  # DELETE is an extension
 
 
 def test_not_found_envelopes(shared: ServerHandle) -> None:
