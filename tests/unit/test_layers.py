@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": BASE | {"domain", "storage", "providers", "engine", "config"},
     "service": BASE | {"domain", "storage", "providers", "engine", "config", "service"},
     "sim": {"sim"},
+    "client": {"client"},  # the SDK ships alone: nothing of the server side
 }
 
 

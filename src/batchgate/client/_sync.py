@@ -1,0 +1,224 @@
+"""The blocking client: ``Client`` and its resources, thin shells that send sans-IO calls."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Generic, TypeVar
+
+import httpx
+
+from batchgate.client import _flows, _ops
+from batchgate.client._bodies import FileSource, Requests
+from batchgate.client._http import Settings, SyncSender
+from batchgate.client._lines import OnBadLine
+from batchgate.client.types import (
+    Batch,
+    BatchResult,
+    Deleted,
+    File,
+    MessageBatch,
+    MessageBatchResult,
+    Page,
+)
+
+B = TypeVar("B", bound=Batch | MessageBatch)
+R = TypeVar("R", bound=BatchResult | MessageBatchResult)
+
+
+class Files:
+    def __init__(self, sender: SyncSender) -> None:
+        self._send = sender
+
+    def create(
+        self, file: FileSource, *, purpose: str = "batch", filename: str | None = None
+    ) -> File:
+        """Upload ``file``: a path (streamed from disk), bytes, a binary file object, or an
+        iterable of dicts (each one JSONL line, generated as it is sent)."""
+        return self._send.call(_ops.create_file(file, purpose, filename))
+
+    def get(self, file_id: str) -> File:
+        return self._send.call(_ops.get_file(file_id))
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+        purpose: str | None = None,
+        order: str | None = None,
+    ) -> Page[File]:
+        query = _ops.params(limit=limit, after=after, purpose=purpose, order=order)
+        return self._send.call(_ops.list_files(query))
+
+    def list_all(
+        self,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+        purpose: str | None = None,
+        order: str | None = None,
+    ) -> Iterator[File]:
+        """Every file after ``after``, page by page (``limit`` is the page size)."""
+        query = _ops.params(limit=limit, after=after, purpose=purpose, order=order)
+        return self._send.paginate(_flows.Cursor(_ops.list_files, query, "after"))
+
+    def delete(self, file_id: str) -> Deleted:
+        return self._send.call(_ops.delete_file(file_id))
+
+    def content(self, file_id: str) -> bytes:
+        return self._send.call(_ops.file_content(file_id))
+
+
+class _Batches(Generic[B, R]):
+    """What both dialects' batches do alike."""
+
+    def __init__(self, sender: SyncSender, calls: _ops.BatchCalls[B, R]) -> None:
+        self._send = sender
+        self._calls: _ops.BatchCalls[B, R] = calls
+
+    def get(self, batch_id: str) -> B:
+        return self._send.call(self._calls.get(batch_id))
+
+    def cancel(self, batch_id: str) -> B:
+        return self._send.call(self._calls.cancel(batch_id))
+
+    def delete(self, batch_id: str) -> Deleted:
+        """Remove an ended batch and its results."""
+        return self._send.call(self._calls.delete(batch_id))
+
+    def wait_for(
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = 1.0,
+        timeout: float | None = None,
+        on_progress: Callable[[B], object] | None = None,
+    ) -> B:
+        """Poll until the batch has ended, calling ``on_progress`` after every poll;
+        WaitTimeout after ``timeout`` seconds."""
+        flow = _flows.wait(self._calls.get(batch_id), poll_interval, timeout, on_progress)
+        return self._send.run(flow)
+
+    def results_stream(
+        self, batch_id: str, *, page_size: int = 1000, on_bad_line: OnBadLine | None = None
+    ) -> Iterator[R]:
+        """Every finished request's result line, in input order, page by page; works while
+        the batch runs (what has finished so far). A line that cannot be read goes to
+        ``on_bad_line``, else all of them raise one ResultDecodeError after the last result."""
+        pages = _flows.result_pages(self._calls, batch_id, page_size, on_bad_line)
+        return self._send.results(pages)
+
+    def results(
+        self, batch_id: str, *, page_size: int = 1000, on_bad_line: OnBadLine | None = None
+    ) -> builtins.list[R]:
+        """``results_stream`` as a list."""
+        stream = self.results_stream(batch_id, page_size=page_size, on_bad_line=on_bad_line)
+        return builtins.list(stream)
+
+
+class Batches(_Batches[Batch, BatchResult]):
+    """OpenAI-dialect batches."""
+
+    def __init__(self, sender: SyncSender) -> None:
+        super().__init__(sender, _ops.OPENAI)
+
+    def create(
+        self,
+        requests: Requests | None = None,
+        *,
+        input_file_id: str | None = None,
+        endpoint: str = "/v1/chat/completions",
+        completion_window: str = "24h",
+        metadata: Mapping[str, str] | None = None,
+    ) -> Batch:
+        """A batch from ``requests`` (dicts or a JSONL path, uploaded first) or an uploaded
+        ``input_file_id``: exactly one of them."""
+        body = _ops.batch_body(endpoint, completion_window, metadata)
+        return self._send.run(_flows.create_batch(requests, input_file_id, body))
+
+    def list(self, *, limit: int | None = None, after: str | None = None) -> Page[Batch]:
+        return self._send.call(self._calls.list(_ops.params(limit=limit, after=after)))
+
+    def list_all(self, *, limit: int | None = None, after: str | None = None) -> Iterator[Batch]:
+        query = _ops.params(limit=limit, after=after)
+        return self._send.paginate(_flows.Cursor(self._calls.list, query, "after"))
+
+
+class MessageBatches(_Batches[MessageBatch, MessageBatchResult]):
+    """Anthropic-dialect Message Batches."""
+
+    def __init__(self, sender: SyncSender) -> None:
+        super().__init__(sender, _ops.ANTHROPIC)
+
+    def create(self, requests: Requests) -> MessageBatch:
+        """A Message Batch from ``{"custom_id", "params"}`` dicts or a JSONL path; the body
+        is generated as it is sent."""
+        return self._send.call(_ops.create_message_batch(requests))
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        after_id: str | None = None,
+        before_id: str | None = None,
+    ) -> Page[MessageBatch]:
+        query = _ops.params(limit=limit, after_id=after_id, before_id=before_id)
+        return self._send.call(self._calls.list(query))
+
+    def list_all(
+        self,
+        *,
+        limit: int | None = None,
+        after_id: str | None = None,
+        before_id: str | None = None,
+    ) -> Iterator[MessageBatch]:
+        """Every batch after ``after_id`` (or, given ``before_id``, before it), page by page."""
+        query = _ops.params(limit=limit, after_id=after_id, before_id=before_id)
+        return self._send.paginate(_flows.message_cursor(query))
+
+
+class Messages:
+    def __init__(self, sender: SyncSender) -> None:
+        self.batches = MessageBatches(sender)
+
+
+class Client:
+    """A blocking batchgate client; see the package docstring for the arguments."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        settings = Settings.resolve(base_url, api_key, headers, http_client, transport)
+        http = http_client or httpx.Client(transport=transport, timeout=timeout)
+        self._sender = SyncSender(http, settings, owned=http_client is None)
+        self.files = Files(self._sender)
+        self.batches = Batches(self._sender)
+        self.messages = Messages(self._sender)
+
+    @property
+    def base_url(self) -> str:
+        return self._sender.settings.root
+
+    def close(self) -> None:
+        """Close the connection pool (not that of an ``http_client`` you passed in)."""
+        self._sender.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
