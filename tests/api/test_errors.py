@@ -305,3 +305,26 @@ def test_non_ascii_digits_in_expires_after_are_400(shared: ServerHandle) -> None
         )  # fmt: skip
         err = _assert_envelope(r, 400)
         assert err["param"] == "expires_after", seconds
+
+
+def test_a_client_that_hangs_up_mid_upload_is_no_crash(
+    server: ServerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+    import time
+
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (
+        "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode() + b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n')
+        time.sleep(0.2)
+    with caplog.at_level("INFO", logger="batchgate.api"):
+        deadline = time.monotonic() + 5
+        while "client_disconnected" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "client_disconnected" in caplog.text
+    assert "unhandled_error" not in caplog.text
+    assert server.http().get("/health").status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from batchgate import ids
@@ -71,6 +71,13 @@ async def on_store_down(request: Request, exc: Exception) -> Response:
     return error_response(request, 503, message, type="server_error")
 
 
+async def on_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request (an upload cut short): nobody reads an answer, and it
+    is the client's doing, not ours: an info line, no traceback."""
+    log.info("client_disconnected path=%s", request.url.path)
+    return error_response(request, 400, "The client disconnected before the request was read.")
+
+
 async def on_crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error path=%s", request.url.path, exc_info=exc)
     response = error_response(request, 500, "Internal server error.", type="server_error")
@@ -85,5 +92,6 @@ HANDLERS = {
     ClientError: on_client_error,
     Conflict: on_client_error,
     StoreUnavailable: on_store_down,
+    ClientDisconnect: on_disconnect,
     Exception: on_crash,
 }
