@@ -1,4 +1,5 @@
-"""Shared fixtures: the simulated upstream, SQLite and real PostgreSQL stores, live servers."""
+"""Shared fixtures: the simulated upstream, SQLite and real PostgreSQL stores, live servers,
+real processes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from batchgate.sim import SimConfig, SimHandle, start_in_thread
+from tests.helpers.procs import Procs
 from tests.helpers.servers import ServerHandle, run_server
 
 PG_ADMIN = os.environ.get("BATCHGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -66,6 +68,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'batchgate.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    """Real ``batchgate`` processes (e2e and CLI tests): spawned through this, their groups are
+    SIGKILLed and their log tails printed (shown by pytest for a failing test) after the test."""
+    p = Procs(tmp_path / "logs")
+    try:
+        yield p
+    finally:
+        p.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,552 @@
-"""``batchgate run``: a one-shot local batch run with no server (placeholder, being built)."""
+"""``batchgate run INPUT -o OUTPUT``: one batch file through the engine on this machine, no server.
+
+The same store, validation, worker and renderer as ``batchgate serve``, on a private state
+directory beside the output (``OUTPUT.batchgate/``). Running the same command again resumes a
+killed or interrupted run without re-sending what is already recorded. Heavy imports happen
+inside the command, so ``batchgate --help`` and the other commands stay quick to start.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import os
+import shlex
+import shutil
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any
+
+import orjson
 import typer
+
+from batchgate.errors import BatchgateError, ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from batchgate.cli.progress import ProgressView, Snapshot
+    from batchgate.cli.runtime import UpstreamOptions
+    from batchgate.config import Config
+    from batchgate.engine.worker import WorkerOptions
+    from batchgate.service import Service
+    from batchgate.storage.blobs import BlobStore
+    from batchgate.storage.sql import Store
+
+EXIT_OK, EXIT_INVALID_INPUT, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_ENDPOINT = "/v1/chat/completions"
+WINDOW = "168h"  # the longest window the service takes: a local run should not expire midway
+MANIFEST = "run.json"
+OURS = frozenset(
+    {MANIFEST, "lock", "blobs", "batchgate.db", "batchgate.db-wal", "batchgate.db-shm"}
+)
+POLL_S = 0.5
+
+Opt = typer.Option
+RUN_HELP = """Run one OpenAI batch file (JSONL) against an upstream on this machine, no server.
+
+OUTPUT gets one line per input line, in input order, in the OpenAI batch output format (with
+--errors, failed lines go to that file instead). State is kept beside OUTPUT: run the same
+command again to resume after a crash or Ctrl-C; --fresh starts over.
+
+Exit status: 0 done (some lines may be errors: see the summary), 1 invalid input file,
+2 bad options or state in use, 130 interrupted (resume by running the same command again).
+"""
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    input: Path
+    output: Path
+    errors: Path | None
+    state_dir: Path
+    endpoint: str | None
+    fresh: bool
+    upstreams: UpstreamOptions
+    max_attempts: int
+    retry_base_delay: float
+    argv: tuple[str, ...]  # as typed, for the resume hint
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``run`` command to ``app``."""
+    app.command("run", help=RUN_HELP)(run_command)
+
+
+def run_command(
+    input_file: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="OpenAI batch input file (JSONL).",
+                             exists=True, dir_okay=False, readable=True)
+    ],
+    output: Annotated[Path, Opt("-o", "--output", help="Where the output JSONL goes.")],
+    errors: Annotated[
+        Path | None, Opt("--errors", help="Put failed lines here (OUTPUT keeps the successes).")
+    ] = None,
+    upstream: Annotated[
+        str | None, Opt(help="Base URL of one OpenAI-compatible upstream, e.g. "
+                        "http://127.0.0.1:8000/v1 (every model routes to it).")
+    ] = None,
+    config: Annotated[
+        Path | None, Opt("--config", help="TOML file with several upstreams and routes.")
+    ] = None,
+    concurrency: Annotated[int, Opt(help="Max requests in flight to the upstream.")] = 64,
+    rpm: Annotated[int, Opt(help="Requests per minute to the upstream (0 = no limit).")] = 0,
+    tpm: Annotated[int, Opt(help="Tokens per minute to the upstream (0 = no limit).")] = 0,
+    upstream_timeout: Annotated[float, Opt(help="Seconds per upstream call.")] = 600.0,
+    api_key_env: Annotated[str, Opt(help="Env var holding the upstream's API key.")] = (
+        "BATCHGATE_UPSTREAM_API_KEY"
+    ),
+    max_attempts: Annotated[int, Opt(help="Sends per request before it fails.")] = 5,
+    retry_base_delay: Annotated[
+        float, Opt(help="First retry back-off in seconds (doubles).")
+    ] = 1.0,
+    endpoint: Annotated[
+        str | None, Opt(help="Batch endpoint (default: the first line's url).")
+    ] = None,
+    fresh: Annotated[bool, Opt("--fresh", help="Discard earlier state and start over.")] = False,
+    state_dir: Annotated[
+        Path | None, Opt(help="State directory (default: OUTPUT.batchgate beside OUTPUT).")
+    ] = None,
+    max_lines: Annotated[int | None, Opt(help="Max lines in the file (default 50000).")] = None,
+    max_file_mb: Annotated[int | None, Opt(help="Max file size in MB (default 200).")] = None,
+    log_level: Annotated[str, Opt(help="debug, info, warning or error.")] = "warning",
+) -> None:  # fmt: skip
+    from batchgate.cli.runtime import UpstreamOptions, setup_logging
+
+    setup_logging(log_level)
+    args = RunArgs(
+        input_file, output, errors, state_dir or output.with_name(output.name + ".batchgate"),
+        endpoint, fresh,
+        UpstreamOptions(upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
+                        max_lines, max_file_mb),
+        max_attempts, retry_base_delay, tuple(sys.argv[1:]),
+    )  # fmt: skip
+    try:
+        code = execute(args)
+    except BatchgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        code = EXIT_REFUSED
+    except KeyboardInterrupt:
+        typer.echo(f"\nInterrupted. Resume with:\n  {resume_command(args.argv)}", err=True)
+        code = EXIT_INTERRUPTED
+    raise typer.Exit(code)
+
+
+def resume_command(argv: tuple[str, ...]) -> str:
+    """The command that resumes this run: the same one, less ``--fresh``."""
+    return shlex.join(["batchgate", *(a for a in argv if a != "--fresh")])
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def execute(args: RunArgs) -> int:
+    """Run (or resume) the batch of ``args``; the exit status."""
+    from batchgate.cli import runtime as rt
+
+    config = rt.build_config(args.upstreams)
+    _check_paths(args)
+    state = RunState(args.state_dir)
+    with state.locked():
+        state.adopt(_fingerprint(args.input), [u.name for u in config.upstreams], args.fresh)
+        store, blobs = rt.open_backends(rt.StoreOptions(state.path, None))
+        try:
+            code = _run_batch(args, state, store, blobs, config)
+        finally:
+            store.close()
+        if code == EXIT_INVALID_INPUT:
+            state.remove()  # nothing was sent: a corrected file must not need --fresh
+    return code
+
+
+def _check_paths(args: RunArgs) -> None:
+    from batchgate.service import ENDPOINTS
+
+    if args.endpoint is not None and args.endpoint not in ENDPOINTS:
+        raise ConfigError(f"--endpoint {args.endpoint!r}: expected one of {', '.join(ENDPOINTS)}.")
+    paths = [p.resolve() for p in (args.input, args.output, args.errors) if p is not None]
+    if len(set(paths)) < len(paths):
+        raise ConfigError("INPUT, --output and --errors must each name a different file.")
+    for path in paths[1:]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _run_batch(args: RunArgs, state: RunState, store: Store, blobs: BlobStore, cfg: Config) -> int:
+    from rich.console import Console
+
+    from batchgate.domain.states import TERMINAL
+    from batchgate.service import Service
+
+    started = time.monotonic()
+    console = Console(stderr=True)
+    store.release_all_leases(time.time())  # our lock: whatever holds a lease is dead
+    batch = _find_or_create(Service(store, blobs, cfg), args)
+    done_before = int(batch["completed"] or 0) + int(batch["failed"] or 0)
+    interrupted = False
+    if batch["status"] not in TERMINAL:
+        state.check_upstreams([u.name for u in cfg.upstreams])
+        interrupted = _drive(store, blobs, cfg, _worker_options(args), batch["id"], console)
+    batch = store.get_batch(batch["id"]) or batch
+    if interrupted and batch["status"] not in TERMINAL:
+        _report_interrupted(console, batch, args)
+        return EXIT_INTERRUPTED
+    if batch["status"] == "failed":
+        _report_invalid(console, batch, args.input)
+        return EXIT_INVALID_INPUT
+    tally = write_results(store, batch["id"], args.output, args.errors)
+    elapsed = time.monotonic() - started
+    typer.echo(summary(batch, tally, args, elapsed, done_before))
+    return EXIT_OK
+
+
+def _worker_options(args: RunArgs) -> WorkerOptions:
+    from batchgate.cli.runtime import worker_options
+
+    opts = worker_options(
+        lease_ttl=30.0, max_attempts=args.max_attempts, retry_base_delay=args.retry_base_delay,
+        poll_interval=0.1,
+    )  # fmt: skip
+    return dataclasses.replace(opts, hold_until_recorded=True)
+
+
+def _find_or_create(service: Service, args: RunArgs) -> dict[str, Any]:
+    """The state's one batch, created from INPUT on the first run."""
+    from batchgate.errors import InvalidRequest
+
+    found, _ = service.store.list_batches(None, after=None, limit=1)
+    if found:
+        batch = found[0]
+        if args.endpoint and args.endpoint != batch["endpoint"]:
+            raise ConfigError(
+                f"This run's batch uses endpoint {batch['endpoint']}, not {args.endpoint}; "
+                "drop --endpoint to resume it, or pass --fresh to start over."
+            )
+        return batch
+    try:
+        with open(args.input, "rb") as src:
+            file = service.upload_file("", filename=args.input.name, purpose="batch", src=src)
+    except InvalidRequest as exc:
+        if exc.code == "file_too_large":
+            raise ConfigError(f"{exc.message} Pass --max-file-mb N to allow more.") from None
+        raise
+    body = {"input_file_id": file["id"], "completion_window": WINDOW,
+            "endpoint": args.endpoint or first_url(args.input)}  # fmt: skip
+    return service.create_openai_batch("", body)
+
+
+def first_url(path: Path) -> str:
+    """The endpoint the first line names. Anything else gives the default endpoint, and the
+    validation then reports the located errors as the server would."""
+    from batchgate.service import ENDPOINTS
+
+    try:
+        doc = orjson.loads(_first_line(path))
+    except orjson.JSONDecodeError:
+        return DEFAULT_ENDPOINT
+    url = doc.get("url") if isinstance(doc, dict) else None
+    return url if isinstance(url, str) and url in ENDPOINTS else DEFAULT_ENDPOINT
+
+
+def _first_line(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        while raw := fh.readline(64 << 20):
+            if line := raw.removeprefix(b"\xef\xbb\xbf").strip():
+                return line
+    return b""
+
+
+# -- driving the worker ----------------------------------------------------------------------------
+
+
+def _drive(
+    store: Store, blobs: BlobStore, cfg: Config, opts: WorkerOptions, batch_id: str,
+    console: Console,
+) -> bool:  # fmt: skip
+    """Run an in-process worker until the batch ends or a signal comes; True if interrupted."""
+    import uvloop
+
+    from batchgate.cli.progress import ProgressView
+
+    with ProgressView("batchgate run", console=console) as view:
+        return bool(uvloop.run(_work(store, blobs, cfg, opts, batch_id, view)))
+
+
+async def _work(
+    store: Store, blobs: BlobStore, cfg: Config, opts: WorkerOptions, batch_id: str,
+    view: ProgressView,
+) -> bool:  # fmt: skip
+    from batchgate.engine.worker import Worker
+
+    stop, signals = asyncio.Event(), list[int]()
+
+    def on_signal(sig: int) -> None:
+        if signals:  # a second Ctrl-C: quit at once; the store is durable and the lock dies too
+            os._exit(EXIT_INTERRUPTED)
+        signals.append(sig)
+        view.console.print(
+            "Stopping: handing back unsent requests (Ctrl-C again to quit now)...",
+            markup=False, highlight=False,
+        )  # fmt: skip
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    task = asyncio.create_task(Worker(store, blobs, cfg, opts).run(stop))
+    try:
+        await _watch(store, batch_id, view, stop, task)
+    finally:
+        stop.set()
+        await task  # the worker's own failure, if any, surfaces here
+    return bool(signals)
+
+
+async def _watch(
+    store: Store, batch_id: str, view: ProgressView, stop: asyncio.Event, worker: asyncio.Task[None]
+) -> None:
+    from batchgate.domain.states import TERMINAL
+
+    retrying = RetryingCount(store, batch_id)
+    while True:
+        batch = await store.call(store.get_batch, batch_id)
+        assert batch is not None
+        view.update(snapshot(batch, await retrying.get()))
+        if batch["status"] in TERMINAL or stop.is_set() or worker.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(POLL_S):
+                await stop.wait()
+
+
+def snapshot(batch: dict[str, Any], retrying: int) -> Snapshot:
+    from batchgate.cli.progress import Snapshot
+
+    return Snapshot(
+        total=int(batch["total"] or 0), succeeded=int(batch["completed"] or 0),
+        failed=int(batch["failed"] or 0), retrying=retrying, status=str(batch["status"]),
+        tokens=int(batch["input_tokens"] or 0) + int(batch["output_tokens"] or 0),
+    )  # fmt: skip
+
+
+class RetryingCount:
+    """How many rows wait for a retry, re-read at most every few seconds: the count scans the
+    batch's queued rows, which is costly early in a large batch."""
+
+    def __init__(self, store: Store, batch_id: str) -> None:
+        self.store, self.batch_id = store, batch_id
+        self.value, self._due = 0, 0.0
+
+    async def get(self) -> int:
+        start = time.monotonic()
+        if start >= self._due:
+            self.value = await self.store.call(self.store.count_retrying, self.batch_id)
+            took = time.monotonic() - start
+            self._due = time.monotonic() + max(1.0, 50 * took)
+        return self.value
+
+
+# -- results and reports ---------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What was written: lines by outcome and the failed lines' error codes."""
+
+    succeeded: int = 0
+    failed: int = 0
+    codes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, good: bool, row: tuple[Any, ...]) -> None:
+        if good:
+            self.succeeded += 1
+            return
+        self.failed += 1
+        code, status = row[6] or "unknown_error", row[3]
+        self.codes[f"{code} (HTTP {status})" if status else code] += 1
+
+
+def write_results(store: Store, batch_id: str, output: Path, errors: Path | None) -> Tally:
+    """OUTPUT (and ERRORS) from the rows in input order, each renamed into place only once
+    complete: a killed run never leaves a partial file under the final name."""
+    from batchgate.engine.finalize import render
+
+    tally = Tally()
+    with ExitStack() as stack:
+        out = stack.enter_context(_atomic(output))
+        err = stack.enter_context(_atomic(errors)) if errors is not None else out
+        for row in store.iter_finished_rows(batch_id):
+            good, line = render(batch_id, row)
+            (out if good else err).write(line)
+            tally.add(good, row)
+    return tally
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[IO[bytes]]:
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def summary(
+    batch: dict[str, Any], tally: Tally, args: RunArgs, elapsed: float, done_before: int
+) -> str:
+    from batchgate.cli.progress import format_duration, format_rate
+
+    total = tally.succeeded + tally.failed
+    codes = "; ".join(f"{code}: {n}" for code, n in tally.codes.most_common(5))
+    codes += f"; {len(tally.codes) - 5} more codes" if len(tally.codes) > 5 else ""
+    ran = total - done_before
+    earlier = f" ({done_before} were done by an earlier run)" if done_before else ""
+    tokens_in, tokens_out = int(batch["input_tokens"] or 0), int(batch["output_tokens"] or 0)
+    took = f"{elapsed:.1f}s" if elapsed < 60 else format_duration(elapsed)
+    lines = [
+        f"batchgate run: batch {batch['status']} in {took}",
+        f"  requests  {total}: {tally.succeeded} succeeded, {tally.failed} failed"
+        + (f" ({codes})" if codes else ""),
+        f"  this run  {ran} finished, {format_rate(ran / max(elapsed, 1e-3))} req/s{earlier}",
+        f"  tokens    {tokens_in + tokens_out} ({tokens_in} in, {tokens_out} out)",
+        f"  output    {args.output} ({tally.succeeded if args.errors else total} lines)",
+    ]
+    if args.errors is not None:
+        lines.append(f"  errors    {args.errors} ({tally.failed} lines)")
+    lines.append(f"  state     {args.state_dir} (the same command again rewrites the output)")
+    return "\n".join(lines)
+
+
+def _report_interrupted(console: Console, batch: dict[str, Any], args: RunArgs) -> None:
+    done, total = int(batch["completed"]) + int(batch["failed"]), int(batch["total"])
+    console.print(
+        f"Interrupted: {done} of {total or '?'} requests done ({batch['failed']} failed); "
+        f"what is done is kept in {args.state_dir}.\nResume with:\n  {resume_command(args.argv)}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+def _report_invalid(console: Console, batch: dict[str, Any], path: Path) -> None:
+    hints = {"too_many_tasks": "--max-lines N", "file_too_large": "--max-file-mb N"}
+    errors = orjson.loads(batch["errors"] or "{}").get("data") or []
+    lines = [f"error: {path} is not a valid batch input file; nothing was sent:"]
+    for e in errors:
+        where = f"code {e['code']}" + (f", param {e['param']}" if e.get("param") else "")
+        hint = f" Pass {hints[e['code']]} to allow more." if e["code"] in hints else ""
+        lines.append(f"  {e['message']} ({where}){hint}")
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+
+
+# -- the state directory ---------------------------------------------------------------------------
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return {"path": str(path.resolve()), "bytes": size, "sha256": digest}
+
+
+class RunState:
+    """A run's private directory: the store and blobs, ``run.json`` (the input's size and
+    hash, the upstreams its rows were routed to) and ``lock``, held for the whole run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._created = False
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the state's lock; a second run on the same state fails fast instead."""
+        self._created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / "lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise BatchgateError(
+                    f"Another batchgate run (pid {holder}) is using the state in {self.path}; "
+                    "wait for it to finish or stop it, or give this run its own --state-dir."
+                ) from None
+            fh.truncate(0)
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            yield
+
+    def manifest(self) -> dict[str, Any] | None:
+        try:
+            doc: dict[str, Any] = orjson.loads((self.path / MANIFEST).read_bytes())
+        except FileNotFoundError:
+            return None
+        return doc
+
+    def adopt(self, fingerprint: dict[str, Any], upstreams: list[str], fresh: bool) -> None:
+        """Take the directory for a run of this input, or refuse: it is someone else's,
+        or it holds a run of another input (unless ``fresh``: then that run is discarded)."""
+        manifest = self.manifest()
+        names = {n for n in os.listdir(self.path) if not n.startswith(f".{MANIFEST}")}
+        if manifest is None and names - {"lock"}:
+            raise BatchgateError(
+                f"{self.path} is not the state directory of a batchgate run (it has no "
+                f"{MANIFEST}) and is not empty; refusing to touch it. Pass another --state-dir."
+            )
+        if manifest is not None and fresh:
+            self.discard()
+            manifest = None
+        if manifest is None:
+            self._write_manifest({"input": fingerprint, "upstreams": sorted(upstreams)})
+            return
+        old = manifest["input"]
+        if (old["bytes"], old["sha256"]) != (fingerprint["bytes"], fingerprint["sha256"]):
+            raise BatchgateError(
+                f"{self.path} holds a run of a different input ({old['path']}: {old['bytes']} "
+                f"bytes, sha256 {old['sha256'][:12]}...; now {fingerprint['bytes']} bytes, "
+                f"sha256 {fingerprint['sha256'][:12]}...). Pass --fresh to discard that run "
+                "and start over, or --state-dir DIR to keep it."
+            )
+
+    def check_upstreams(self, names: list[str]) -> None:
+        """Rows were routed at validation to upstreams by name; a resumed run must have them."""
+        manifest = self.manifest() or {}
+        missing = sorted(set(manifest.get("upstreams", [])) - set(names))
+        if missing:
+            raise ConfigError(
+                f"This run's requests were routed to upstream(s) {', '.join(missing)}, which "
+                f"the config no longer has (it has {', '.join(names)}); resume with the same "
+                "upstream names, or pass --fresh to start over."
+            )
+
+    def _write_manifest(self, doc: dict[str, Any]) -> None:
+        tmp = self.path / f".{MANIFEST}.tmp"
+        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, self.path / MANIFEST)
+
+    def discard(self) -> None:
+        """Delete the run's store, blobs and manifest (not the lock, which we hold)."""
+        for name in OURS - {"lock"}:
+            target = self.path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        """Delete the whole state, and the directory itself if this run created it."""
+        self.discard()
+        (self.path / "lock").unlink(missing_ok=True)
+        if self._created and not any(self.path.iterdir()):
+            self.path.rmdir()

@@ -43,6 +43,10 @@ class WorkerOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     validate: bool = True
     finalize: bool = True
+    # A runner takes its next row only once its result is committed, so at most one send per
+    # runner is ever unrecorded: a killed process re-sends at most ``concurrency`` requests.
+    # Off by default: the server keeps sending while results wait for the group commit.
+    hold_until_recorded: bool = False
 
 
 def _owner_id() -> str:
@@ -64,6 +68,7 @@ class Worker:
         self.owner = _owner_id()
         self.lanes = {u.name: Lane(u, provider_factory(u)) for u in config.upstreams}
         self._pending: list[RowResult] = []
+        self._recorded: asyncio.Future[None] | None = None  # the flush that takes _pending
         self._flushed = asyncio.Event()
         self._wake = asyncio.Event()
         self._has_results = asyncio.Event()
@@ -147,6 +152,14 @@ class Worker:
             self._pending.append(result)
             if len(self._pending) >= self.opts.flush_max:
                 self._has_results.set()
+            if self.opts.hold_until_recorded:  # shielded: a cancelled runner leaves it intact
+                await asyncio.shield(self._next_flush())
+
+    def _next_flush(self) -> asyncio.Future[None]:
+        """Resolved once the flush that takes the results pending now has committed them."""
+        if self._recorded is None:
+            self._recorded = asyncio.get_running_loop().create_future()
+        return self._recorded
 
     async def _recorder(self) -> None:
         """Group commit: flush what the runners produced every ``flush_interval`` (or sooner
@@ -164,6 +177,7 @@ class Worker:
         batch, self._pending = self._pending, []
         if not batch:
             return
+        recorded, self._recorded = self._recorded, None
         while True:
             try:
                 await self.store.call(self.store.record, batch, time.time())
@@ -173,6 +187,8 @@ class Worker:
                 if not self._recording:
                     return  # stopping: the leases expire and the rows are taken over
                 await asyncio.sleep(1.0)
+        if recorded is not None:
+            recorded.set_result(None)
         if any(r.state == RowState.QUEUED for r in batch):
             self.wake()
 
