@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from batchgate import ids
-from batchgate.cli.run import RunState, _fingerprint, first_url, resume_command
+from batchgate.cli.run import first_url, resume_command
+from batchgate.cli.runstate import RunState, fingerprint
 from batchgate.errors import BatchgateError, ConfigError
 from batchgate.storage.sql import Store, open_store
 from batchgate.storage.types import IngestRow, RowResult
@@ -84,12 +85,12 @@ def test_state_belongs_to_one_input_until_fresh(tmp_path: Path) -> None:
     b.write_bytes(chat_lines(4))
     state = RunState(tmp_path / "s")
     with state.locked():
-        state.adopt(_fingerprint(a), ["default"], fresh=False)
+        state.adopt(fingerprint(a), ["default"], fresh=False)
         (state.path / "batchgate.db").write_bytes(b"x")
-        state.adopt(_fingerprint(a), ["default"], fresh=False)  # the same input: resume
+        state.adopt(fingerprint(a), ["default"], fresh=False)  # the same input: resume
         with pytest.raises(BatchgateError, match=r"different input.*--fresh"):
-            state.adopt(_fingerprint(b), ["default"], fresh=False)
-        state.adopt(_fingerprint(b), ["default"], fresh=True)
+            state.adopt(fingerprint(b), ["default"], fresh=False)
+        state.adopt(fingerprint(b), ["default"], fresh=True)
         assert not (state.path / "batchgate.db").exists(), "--fresh kept the old store"
         manifest = state.manifest()
         assert manifest is not None and manifest["input"]["bytes"] == b.stat().st_size
@@ -107,7 +108,7 @@ def test_a_directory_that_is_not_a_run_state_is_never_touched(tmp_path: Path) ->
     with state.locked():
         for fresh in (False, True):
             with pytest.raises(BatchgateError, match="not the state directory"):
-                state.adopt(_fingerprint(src), ["default"], fresh=fresh)
+                state.adopt(fingerprint(src), ["default"], fresh=fresh)
     assert (data / "batchgate.db").read_bytes() == b"a server's database"
 
 

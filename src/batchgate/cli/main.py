@@ -11,6 +11,20 @@ from typing import Annotated
 
 import typer
 
+from batchgate.cli.common import (
+    Concurrency,
+    ConfigFile,
+    KeyEnv,
+    LogLevel,
+    MaxAttempts,
+    MaxFileMb,
+    MaxLines,
+    RetryBase,
+    Rpm,
+    Timeout,
+    Tpm,
+    Upstream,
+)
 from batchgate.errors import BatchgateError
 
 app = typer.Typer(
@@ -29,29 +43,9 @@ DatabaseUrl = Annotated[
     typer.Option("--database-url", envvar="BATCHGATE_DATABASE_URL",
                  help="postgresql://… to share state between processes (default: SQLite)."),
 ]  # fmt: skip
-Upstream = Annotated[
-    str | None,
-    typer.Option("--upstream", help="Base URL of one OpenAI-compatible upstream, e.g. "
-                 "http://127.0.0.1:8000/v1 (every model routes to it)."),
-]  # fmt: skip
-ConfigFile = Annotated[
-    Path | None, typer.Option("--config", help="TOML file with several upstreams and routes.")
-]
-Concurrency = Annotated[int, typer.Option(help="Max requests in flight to the upstream.")]
-Rpm = Annotated[int, typer.Option(help="Requests per minute to the upstream (0 = no limit).")]
-Tpm = Annotated[int, typer.Option(help="Tokens per minute to the upstream (0 = no limit).")]
-Timeout = Annotated[float, typer.Option("--upstream-timeout", help="Seconds per upstream call.")]
-KeyEnv = Annotated[
-    str, typer.Option("--api-key-env", help="Env var holding the upstream's API key.")
-]
 LeaseTtl = Annotated[
     float, typer.Option(help="Seconds before a dead worker's rows are taken over.")
 ]
-MaxAttempts = Annotated[int, typer.Option(help="Sends per request before it fails.")]
-RetryBase = Annotated[float, typer.Option(help="First retry back-off in seconds (doubles).")]
-MaxLines = Annotated[int | None, typer.Option(help="Max lines per batch file (default 50000).")]
-MaxFileMb = Annotated[int | None, typer.Option(help="Max batch file size in MB (default 200).")]
-LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
 
 
 def _fail(exc: BatchgateError) -> None:

@@ -9,13 +9,14 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import IO, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from batchgate.cli.common import atomic_file, first_object
 from batchgate.cli.progress import ProgressView, Snapshot
 from batchgate.client import Client
 from batchgate.client.errors import (
@@ -121,18 +122,6 @@ def _ended_well(batch: AnyBatch) -> bool:
 # -- commands --------------------------------------------------------------------------------
 
 
-def _first_line(path: Path) -> dict[str, Any]:
-    with path.open("rb") as f:
-        for raw in f:
-            if raw.strip():
-                try:
-                    doc = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    return {}  # the server's validation names the line and the problem
-                return doc if isinstance(doc, dict) else {}
-    return {}
-
-
 def submit(
     file: Annotated[
         Path,
@@ -152,7 +141,7 @@ def submit(
     api_key: Key = None,
 ) -> None:
     """Upload FILE and create a batch from it; prints the batch id."""
-    first = _first_line(file)
+    first = first_object(file)
     with _session(url, api_key) as client:
         batch: AnyBatch
         if "params" in first and "body" not in first:
@@ -243,15 +232,14 @@ def results(
 
 
 @contextlib.contextmanager
-def _sink(path: Path | None) -> Iterator[BinaryIO]:
+def _sink(path: Path | None) -> Iterator[IO[bytes]]:
+    """stdout, or ``path`` written whole or not at all."""
     if path is None:
         yield sys.stdout.buffer
         sys.stdout.flush()
         return
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("wb") as f:
+    with atomic_file(path) as f:
         yield f
-    tmp.replace(path)
 
 
 def cancel(batch_id: BatchId, url: Url = DEFAULT_URL, api_key: Key = None) -> None:

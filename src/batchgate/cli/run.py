@@ -11,24 +11,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import fcntl
-import hashlib
 import os
 import shlex
-import shutil
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
+from batchgate.cli.common import (
+    Concurrency,
+    ConfigFile,
+    KeyEnv,
+    LogLevel,
+    MaxAttempts,
+    MaxFileMb,
+    MaxLines,
+    RetryBase,
+    Rpm,
+    Timeout,
+    Tpm,
+    Upstream,
+    atomic_file,
+    first_object,
+)
+from batchgate.cli.runstate import RunState, fingerprint
 from batchgate.errors import BatchgateError, ConfigError
 
 if TYPE_CHECKING:
@@ -45,10 +58,6 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_INVALID_INPUT, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 WINDOW = "168h"  # the longest window the service takes: a local run should not expire midway
-MANIFEST = "run.json"
-OURS = frozenset(
-    {MANIFEST, "lock", "blobs", "batchgate.db", "batchgate.db-wal", "batchgate.db-shm"}
-)
 POLL_S = 0.5
 
 Opt = typer.Option
@@ -91,24 +100,15 @@ def run_command(
     errors: Annotated[
         Path | None, Opt("--errors", help="Put failed lines here (OUTPUT keeps the successes).")
     ] = None,
-    upstream: Annotated[
-        str | None, Opt(help="Base URL of one OpenAI-compatible upstream, e.g. "
-                        "http://127.0.0.1:8000/v1 (every model routes to it).")
-    ] = None,
-    config: Annotated[
-        Path | None, Opt("--config", help="TOML file with several upstreams and routes.")
-    ] = None,
-    concurrency: Annotated[int, Opt(help="Max requests in flight to the upstream.")] = 64,
-    rpm: Annotated[int, Opt(help="Requests per minute to the upstream (0 = no limit).")] = 0,
-    tpm: Annotated[int, Opt(help="Tokens per minute to the upstream (0 = no limit).")] = 0,
-    upstream_timeout: Annotated[float, Opt(help="Seconds per upstream call.")] = 600.0,
-    api_key_env: Annotated[str, Opt(help="Env var holding the upstream's API key.")] = (
-        "BATCHGATE_UPSTREAM_API_KEY"
-    ),
-    max_attempts: Annotated[int, Opt(help="Sends per request before it fails.")] = 5,
-    retry_base_delay: Annotated[
-        float, Opt(help="First retry back-off in seconds (doubles).")
-    ] = 1.0,
+    upstream: Upstream = None,
+    config: ConfigFile = None,
+    concurrency: Concurrency = 64,
+    rpm: Rpm = 0,
+    tpm: Tpm = 0,
+    upstream_timeout: Timeout = 600.0,
+    api_key_env: KeyEnv = "BATCHGATE_UPSTREAM_API_KEY",
+    max_attempts: MaxAttempts = 5,
+    retry_base_delay: RetryBase = 1.0,
     endpoint: Annotated[
         str | None, Opt(help="Batch endpoint (default: the first line's url).")
     ] = None,
@@ -116,9 +116,9 @@ def run_command(
     state_dir: Annotated[
         Path | None, Opt(help="State directory (default: OUTPUT.batchgate beside OUTPUT).")
     ] = None,
-    max_lines: Annotated[int | None, Opt(help="Max lines in the file (default 50000).")] = None,
-    max_file_mb: Annotated[int | None, Opt(help="Max file size in MB (default 200).")] = None,
-    log_level: Annotated[str, Opt(help="debug, info, warning or error.")] = "warning",
+    max_lines: MaxLines = None,
+    max_file_mb: MaxFileMb = None,
+    log_level: LogLevel = "warning",
 ) -> None:  # fmt: skip
     from batchgate.cli.runtime import UpstreamOptions, setup_logging
 
@@ -157,7 +157,7 @@ def execute(args: RunArgs) -> int:
     _check_paths(args)
     state = RunState(args.state_dir)
     with state.locked():
-        state.adopt(_fingerprint(args.input), [u.name for u in config.upstreams], args.fresh)
+        state.adopt(fingerprint(args.input), [u.name for u in config.upstreams], args.fresh)
         store, blobs = rt.open_backends(rt.StoreOptions(state.path, None))
         try:
             code = _run_batch(args, state, store, blobs, config)
@@ -248,20 +248,8 @@ def first_url(path: Path) -> str:
     validation then reports the located errors as the server would."""
     from batchgate.service import ENDPOINTS
 
-    try:
-        doc = orjson.loads(_first_line(path))
-    except orjson.JSONDecodeError:
-        return DEFAULT_ENDPOINT
-    url = doc.get("url") if isinstance(doc, dict) else None
+    url = first_object(path).get("url")
     return url if isinstance(url, str) and url in ENDPOINTS else DEFAULT_ENDPOINT
-
-
-def _first_line(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        while raw := fh.readline(64 << 20):
-            if line := raw.removeprefix(b"\xef\xbb\xbf").strip():
-                return line
-    return b""
 
 
 # -- driving the worker ----------------------------------------------------------------------------
@@ -381,26 +369,13 @@ def write_results(store: Store, batch_id: str, output: Path, errors: Path | None
 
     tally = Tally()
     with ExitStack() as stack:
-        out = stack.enter_context(_atomic(output))
-        err = stack.enter_context(_atomic(errors)) if errors is not None else out
+        out = stack.enter_context(atomic_file(output))
+        err = stack.enter_context(atomic_file(errors)) if errors is not None else out
         for row in store.iter_finished_rows(batch_id):
             good, line = render(batch_id, row)
             (out if good else err).write(line)
             tally.add(good, row)
     return tally
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[IO[bytes]]:
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with open(tmp, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def summary(
@@ -447,106 +422,3 @@ def _report_invalid(console: Console, batch: dict[str, Any], path: Path) -> None
         hint = f" Pass {hints[e['code']]} to allow more." if e["code"] in hints else ""
         lines.append(f"  {e['message']} ({where}){hint}")
     console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
-
-
-# -- the state directory ---------------------------------------------------------------------------
-
-
-def _fingerprint(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    return {"path": str(path.resolve()), "bytes": size, "sha256": digest}
-
-
-class RunState:
-    """A run's private directory: the store and blobs, ``run.json`` (the input's size and
-    hash, the upstreams its rows were routed to) and ``lock``, held for the whole run."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._created = False
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the state's lock; a second run on the same state fails fast instead."""
-        self._created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / "lock", "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "unknown"
-                raise BatchgateError(
-                    f"Another batchgate run (pid {holder}) is using the state in {self.path}; "
-                    "wait for it to finish or stop it, or give this run its own --state-dir."
-                ) from None
-            fh.truncate(0)
-            fh.write(f"{os.getpid()}\n")
-            fh.flush()
-            yield
-
-    def manifest(self) -> dict[str, Any] | None:
-        try:
-            doc: dict[str, Any] = orjson.loads((self.path / MANIFEST).read_bytes())
-        except FileNotFoundError:
-            return None
-        return doc
-
-    def adopt(self, fingerprint: dict[str, Any], upstreams: list[str], fresh: bool) -> None:
-        """Take the directory for a run of this input, or refuse: it is someone else's,
-        or it holds a run of another input (unless ``fresh``: then that run is discarded)."""
-        manifest = self.manifest()
-        names = {n for n in os.listdir(self.path) if not n.startswith(f".{MANIFEST}")}
-        if manifest is None and names - {"lock"}:
-            raise BatchgateError(
-                f"{self.path} is not the state directory of a batchgate run (it has no "
-                f"{MANIFEST}) and is not empty; refusing to touch it. Pass another --state-dir."
-            )
-        if manifest is not None and fresh:
-            self.discard()
-            manifest = None
-        if manifest is None:
-            self._write_manifest({"input": fingerprint, "upstreams": sorted(upstreams)})
-            return
-        old = manifest["input"]
-        if (old["bytes"], old["sha256"]) != (fingerprint["bytes"], fingerprint["sha256"]):
-            raise BatchgateError(
-                f"{self.path} holds a run of a different input ({old['path']}: {old['bytes']} "
-                f"bytes, sha256 {old['sha256'][:12]}...; now {fingerprint['bytes']} bytes, "
-                f"sha256 {fingerprint['sha256'][:12]}...). Pass --fresh to discard that run "
-                "and start over, or --state-dir DIR to keep it."
-            )
-
-    def check_upstreams(self, names: list[str]) -> None:
-        """Rows were routed at validation to upstreams by name; a resumed run must have them."""
-        manifest = self.manifest() or {}
-        missing = sorted(set(manifest.get("upstreams", [])) - set(names))
-        if missing:
-            raise ConfigError(
-                f"This run's requests were routed to upstream(s) {', '.join(missing)}, which "
-                f"the config no longer has (it has {', '.join(names)}); resume with the same "
-                "upstream names, or pass --fresh to start over."
-            )
-
-    def _write_manifest(self, doc: dict[str, Any]) -> None:
-        tmp = self.path / f".{MANIFEST}.tmp"
-        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.path / MANIFEST)
-
-    def discard(self) -> None:
-        """Delete the run's store, blobs and manifest (not the lock, which we hold)."""
-        for name in OURS - {"lock"}:
-            target = self.path / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
-
-    def remove(self) -> None:
-        """Delete the whole state, and the directory itself if this run created it."""
-        self.discard()
-        (self.path / "lock").unlink(missing_ok=True)
-        if self._created and not any(self.path.iterdir()):
-            self.path.rmdir()

@@ -69,7 +69,6 @@ class Worker:
         self.lanes = {u.name: Lane(u, provider_factory(u)) for u in config.upstreams}
         self._pending: list[RowResult] = []
         self._recorded: asyncio.Future[None] | None = None  # the flush that takes _pending
-        self._flushed = asyncio.Event()
         self._wake = asyncio.Event()
         self._has_results = asyncio.Event()
         self._batches: list[tuple[str, str]] = []

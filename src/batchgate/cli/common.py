@@ -1,0 +1,68 @@
+"""What several commands share: option types, the first line of a JSONL file, output files that
+appear only once complete."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import orjson
+import typer
+
+Upstream = Annotated[
+    str | None,
+    typer.Option("--upstream", help="Base URL of one OpenAI-compatible upstream, e.g. "
+                 "http://127.0.0.1:8000/v1 (every model routes to it)."),
+]  # fmt: skip
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="TOML file with several upstreams and routes.")
+]
+Concurrency = Annotated[int, typer.Option(help="Max requests in flight to the upstream.")]
+Rpm = Annotated[int, typer.Option(help="Requests per minute to the upstream (0 = no limit).")]
+Tpm = Annotated[int, typer.Option(help="Tokens per minute to the upstream (0 = no limit).")]
+Timeout = Annotated[float, typer.Option("--upstream-timeout", help="Seconds per upstream call.")]
+KeyEnv = Annotated[
+    str, typer.Option("--api-key-env", help="Env var holding the upstream's API key.")
+]
+MaxAttempts = Annotated[int, typer.Option(help="Sends per request before it fails.")]
+RetryBase = Annotated[float, typer.Option(help="First retry back-off in seconds (doubles).")]
+MaxLines = Annotated[int | None, typer.Option(help="Max lines per batch file (default 50000).")]
+MaxFileMb = Annotated[int | None, typer.Option(help="Max batch file size in MB (default 200).")]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
+
+def first_line(path: Path) -> bytes:
+    """The first line of ``path`` that is not blank (a UTF-8 BOM dropped); b"" if none."""
+    with open(path, "rb") as fh:
+        while raw := fh.readline(64 << 20):
+            if line := raw.removeprefix(b"\xef\xbb\xbf").strip():
+                return line
+    return b""
+
+
+def first_object(path: Path) -> dict[str, Any]:
+    """The first line of a JSONL file as an object; {} when it is not one (validation then
+    reports the located error, as the server would)."""
+    try:
+        doc = orjson.loads(first_line(path))
+    except orjson.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """Write ``path`` through a hidden temporary file renamed into place once complete: a
+    killed or failed command never leaves a partial file under the final name."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
