@@ -52,6 +52,14 @@ def test_files_upload_every_kind_of_source(client: Any, tmp_path: Path) -> None:
     for f in (from_path, from_str, from_bytes, from_stream, from_dicts):
         content = client.files.content(f.id)
         assert [json.loads(line) for line in content.splitlines()] == expected
+    assert b"".join(client.files.content_stream(from_path.id)) == path.read_bytes()
+
+
+def test_content_stream_arrives_in_chunks(client: Any) -> None:
+    data = b"".join(b'{"n": %d, "pad": "%s"}\n' % (i, b"x" * 200) for i in range(5000))
+    f = client.files.create(data, purpose="user_data")
+    chunks = list(client.files.content_stream(f.id))
+    assert len(chunks) > 1 and b"".join(chunks) == data
 
 
 def test_files_get_list_list_all_delete(client: Any) -> None:

@@ -341,7 +341,8 @@ def files_content(
 ) -> None:
     """Download a file's content."""
     with _session(url, api_key) as client, _sink(output) as out:
-        out.write(client.files.content(file_id))
+        for chunk in client.files.content_stream(file_id):
+            out.write(chunk)
 
 
 @files_app.command("rm")

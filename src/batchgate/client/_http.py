@@ -136,6 +136,10 @@ class SyncSender:
         while (call := cursor.next_call()) is not None:
             yield from cursor.turn(self.call(call))
 
+    def chunks(self, call: _ops.Call[Any]) -> Iterator[bytes]:
+        with self.stream(call) as response:
+            yield from response.iter_bytes()
+
     def results(self, pages: ResultPages[R]) -> Iterator[R]:
         while (call := pages.next_call()) is not None:
             with self.stream(call) as response:
@@ -189,6 +193,11 @@ class AsyncSender:
         while (call := cursor.next_call()) is not None:
             for item in cursor.turn(await self.call(call)):
                 yield item
+
+    async def chunks(self, call: _ops.Call[Any]) -> AsyncIterator[bytes]:
+        async with self.stream(call) as response:
+            async for chunk in response.aiter_bytes():
+                yield chunk
 
     async def results(self, pages: ResultPages[R]) -> AsyncIterator[R]:
         while (call := pages.next_call()) is not None:

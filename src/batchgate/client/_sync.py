@@ -70,6 +70,10 @@ class Files:
     def content(self, file_id: str) -> bytes:
         return self._send.call(_ops.file_content(file_id))
 
+    def content_stream(self, file_id: str) -> Iterator[bytes]:
+        """The content in chunks as they arrive: memory does not grow with the file."""
+        return self._send.chunks(_ops.file_content(file_id))
+
 
 class _Batches(Generic[B, R]):
     """What both dialects' batches do alike."""
