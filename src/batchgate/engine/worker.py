@@ -149,10 +149,13 @@ class Worker:
             used = result.input_tokens + result.output_tokens
             lane.settle(row, attempt.status, used, attempt.pause)
             self._pending.append(result)
-            if len(self._pending) >= self.opts.flush_max:
-                self._has_results.set()
-            if self.opts.hold_until_recorded:  # shielded: a cancelled runner leaves it intact
+            if self.opts.hold_until_recorded:
+                # Flush now rather than after flush_interval: this runner waits for it. The
+                # results that arrive while a flush runs share the next one (group commit).
+                self._has_results.set()  # shielded: a cancelled runner leaves the flush intact
                 await asyncio.shield(self._next_flush())
+            elif len(self._pending) >= self.opts.flush_max:
+                self._has_results.set()
 
     def _next_flush(self) -> asyncio.Future[None]:
         """Resolved once the flush that takes the results pending now has committed them."""
