@@ -5,8 +5,10 @@ BatchgateError
 ├── ClientError               the caller's mistake; the API renders it as a 4xx
 │   ├── InvalidRequest        400: a bad parameter (``param`` names it)
 │   ├── AuthenticationFailed  401
-│   ├── NotFound              404: FileNotFound, BatchNotFound
-│   ├── Conflict              409: InvalidTransition (e.g. cancel a completed batch)
+│   ├── NotFound              404: FileNotFound, BatchNotFound, JobNotFound,
+│   │                         KeyNotFound
+│   ├── Conflict              409: InvalidTransition (e.g. cancel a completed batch),
+│   │                         KeyNameTaken
 │   └── PayloadTooLarge       413
 ├── StoreUnavailable          the database cannot be reached
 └── LeaseLost                 a worker's lease on rows was taken over
@@ -67,6 +69,14 @@ class BatchNotFound(NotFound):
     pass
 
 
+class JobNotFound(NotFound):
+    pass
+
+
+class KeyNotFound(NotFound):
+    """No API key with that id or (live) name."""
+
+
 class Conflict(ClientError):
     status = 409
     code = "conflict"
@@ -83,6 +93,12 @@ class InvalidTransition(Conflict):
         )
         self.current = current
         self.target = target
+
+
+class KeyNameTaken(Conflict):
+    """A live API key already has that name (names are unique among live keys)."""
+
+    code = "key_name_taken"
 
 
 class PayloadTooLarge(ClientError):

@@ -8,22 +8,28 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, BinaryIO
 
 import orjson
 
 from batchgate import ids
-from batchgate.config import Config
+from batchgate.config import Config, Router
+from batchgate.domain import gateway
+from batchgate.domain import jobs as jobs_domain
 from batchgate.domain.messages import check_requests
 from batchgate.domain.states import TERMINAL
 from batchgate.engine.finalize import RENDERERS
-from batchgate.engine.ingest import requests_blob
+from batchgate.engine.ingest import ingest, requests_blob
 from batchgate.errors import (
     BatchNotFound,
     FileNotFound,
     InvalidRequest,
     InvalidTransition,
+    JobNotFound,
     PayloadTooLarge,
 )
 from batchgate.storage.blobs import BlobStore
@@ -39,6 +45,10 @@ BATCH_DEFAULTS: dict[str, Any] = {
     for c in batches.columns
 }
 _WINDOW = re.compile(r"^(\d{1,3})h$")
+JOBS_CLAIM_TTL = 60.0  # the API's hold on a jobs batch while it writes its rows
+
+
+Dialects = str | Collection[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,15 @@ class Service:
     store: Store
     blobs: BlobStore
     config: Config
+
+    @cached_property
+    def router(self) -> Router:
+        return Router(self.config)
+
+    def provider_of(self, model: str | None) -> str | None:
+        """The upstream that ``model`` routes to (None: none does)."""
+        route = self.router.route(model) if model else None
+        return route.upstream if route is not None else None
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -159,15 +178,10 @@ class Service:
                 param="requests",
             )
         bid = ids.new_id("msgbatch_")
-        with self.blobs.writer(requests_blob(bid)) as out:
-            for item in requests:
-                out.write(orjson.dumps({"custom_id": item["custom_id"], "params": item["params"]}))
-                out.write(b"\n")
-            if out.tell() > limits.max_file_bytes:  # raising here leaves no blob behind
-                raise PayloadTooLarge(
-                    f"The requests take {out.tell()} bytes; this server takes at most "
-                    f"{limits.max_file_bytes} bytes per batch."
-                )
+        self._store_requests(bid, [
+            orjson.dumps({"custom_id": item["custom_id"], "params": item["params"]})
+            for item in requests
+        ])  # fmt: skip
         now = int(time.time())
         row = {
             "id": bid, "tenant": tenant, "dialect": "anthropic", "endpoint": "/v1/messages",
@@ -177,7 +191,90 @@ class Service:
         self.store.insert_batch(row)
         return {**BATCH_DEFAULTS, **row}
 
-    def delete_batch(self, tenant: str | None, batch_id: str, *, dialect: str) -> None:
+    def create_gateway_batch(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
+        """An inline gateway batch: its requests are checked now (a 400 names the bad one),
+        stored as a blob of OpenAI batch lines and validated into rows by a worker like a file."""
+        model = gateway.check_model(body.get("model"))
+        if self.provider_of(model) is None:
+            raise InvalidRequest(
+                f"model: no provider serves {model!r}; name one as 'provider:model', or use an "
+                "alias or a model a provider lists.",
+                param="model", code="model_not_found",
+            )  # fmt: skip
+        window_text = body.get("completion_window", "24h")
+        window = _window(window_text)
+        metadata = check_metadata(body.get("metadata"))
+        lines = gateway.request_lines(body.get("requests"), model, self.config.limits.max_lines)
+        bid = ids.batch_id()
+        self._store_requests(bid, lines)
+        now = int(time.time())
+        row = {
+            "id": bid, "tenant": tenant, "dialect": "gateway", "endpoint": gateway.ENDPOINT,
+            "input_file_id": None, "completion_window": window_text, "status": "validating",
+            "created_at": now, "expires_at": now + window, "total": len(lines), "model": model,
+            "metadata": orjson.dumps(metadata).decode() if metadata is not None else None,
+        }  # fmt: skip
+        self.store.insert_batch(row)
+        return {**BATCH_DEFAULTS, **row}
+
+    def create_jobs(self, tenant: str, jobs: Sequence[dict[str, Any]]) -> list[str]:
+        """One submission of checked jobs → one ``jobs`` batch, one row per job (see
+        ``domain/jobs.py``); the ids of its jobs, in order.
+
+        Unlike the other dialects the rows are written here, before the answer, so that every
+        job id handed out addresses a row from the start. The API claims the batch while it
+        writes them with the worker's own ``ingest``; if it dies half-way the claim expires
+        and a worker validates the batch again from its blob, as any other."""
+        bid = ids.new_id(jobs_domain.BATCH_PREFIX)
+        lines = [jobs_domain.request_line(n, job) for n, job in enumerate(jobs, 1)]
+        self._store_requests(bid, lines)
+        token, now = uuid.uuid4().hex, int(time.time())
+        row = {
+            "id": bid, "tenant": tenant, "dialect": "jobs", "endpoint": jobs_domain.ENDPOINT,
+            "input_file_id": None, "completion_window": "24h", "status": "validating",
+            "created_at": now, "expires_at": now + 86400, "total": len(lines),
+            "claim_token": token, "claim_expires_at": now + JOBS_CLAIM_TTL,
+        }  # fmt: skip
+        self.store.insert_batch(row)
+
+        def renew() -> None:
+            self.store.renew_claim(bid, token, time.time() + JOBS_CLAIM_TTL)
+
+        batch = {**BATCH_DEFAULTS, **row}
+        ingest(self.store, self.blobs, batch, token, self.router, self.config.limits, renew=renew)
+        return [jobs_domain.job_id(bid, n) for n in range(1, len(lines) + 1)]
+
+    def get_job(self, tenant: str | None, job_id: str) -> dict[str, Any]:
+        """A job's row, with its batch's ``created_at``."""
+        key = jobs_domain.parse_job_id(job_id)
+        row = self.store.get_request(*key, dialect="jobs", tenant=tenant) if key else None
+        if row is None:
+            raise JobNotFound(f"No job found with id '{job_id}'.", param="job_id")
+        return row
+
+    def list_jobs(
+        self, tenant: str | None, *, after: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Jobs newest first; ``after`` a job id: the page older than that job."""
+        before = jobs_domain.parse_job_id(after) if after else None
+        if after and before is None:
+            raise InvalidRequest(f"after: {after!r} is not a job id.", param="after")
+        return self.store.list_requests(tenant, dialect="jobs", before=before, limit=limit)
+
+    def _store_requests(self, batch_id: str, lines: Sequence[bytes]) -> None:
+        """An inline batch's requests as its JSONL blob; over the size limit nothing is kept."""
+        limit = self.config.limits.max_file_bytes
+        with self.blobs.writer(requests_blob(batch_id)) as out:
+            for line in lines:
+                out.write(line)
+                out.write(b"\n")
+            if out.tell() > limit:  # raising here leaves no blob behind
+                raise PayloadTooLarge(
+                    f"The requests take {out.tell()} bytes; this server takes at most "
+                    f"{limit} bytes per batch."
+                )
+
+    def delete_batch(self, tenant: str | None, batch_id: str, *, dialect: Dialects) -> None:
         """Remove an ended batch with its rows and result files (an input file stays)."""
         row = self.get_batch(tenant, batch_id, dialect=dialect)
         if row["status"] not in TERMINAL:
@@ -202,15 +299,17 @@ class Service:
         return ResultsPage(body, page[-1][0] if page else after, len(rows) > limit)
 
     def get_batch(
-        self, tenant: str | None, batch_id: str, *, dialect: str = "openai"
+        self, tenant: str | None, batch_id: str, *, dialect: Dialects = "openai"
     ) -> dict[str, Any]:
+        """The batch, if it is of ``dialect`` (one name, or any of several)."""
         row = self.store.get_batch(batch_id, tenant)
-        if row is None or row["dialect"] != dialect:
+        wanted = (dialect,) if isinstance(dialect, str) else dialect
+        if row is None or row["dialect"] not in wanted:
             raise BatchNotFound(f"No batch found with id '{batch_id}'.", param="batch_id")
         return row
 
     def cancel_batch(
-        self, tenant: str | None, batch_id: str, *, dialect: str = "openai"
+        self, tenant: str | None, batch_id: str, *, dialect: Dialects = "openai"
     ) -> dict[str, Any]:
         row = self.get_batch(tenant, batch_id, dialect=dialect)
         if row["status"] in TERMINAL and row["status"] != "cancelled":

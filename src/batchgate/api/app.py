@@ -1,4 +1,5 @@
-"""The app factory: routes of every dialect, error handlers, request ids, the in-process worker."""
+"""The app factory: routes of every dialect, error handlers, request ids, API keys, the
+in-process worker."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchgate import ids
 from batchgate.api.anthropic.routes import routes as anthropic_routes
+from batchgate.api.auth import Authenticate
 from batchgate.api.errors import HANDLERS, openai_error
+from batchgate.api.jobs.routes import routes as jobs_routes
 from batchgate.api.openai.routes import routes as openai_routes
 from batchgate.engine.worker import Worker
 from batchgate.service import Service
@@ -28,6 +31,8 @@ class Runtime:
     service: Service
     worker: Worker | None = None  # run in-process when set
     public_url: str | None = None
+    # With no live API key, serve everyone as tenant "" (the CLI allows it on loopback only).
+    allow_open: bool = True
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:
@@ -81,10 +86,11 @@ def create_app(runtime: Runtime) -> Starlette:
             await task
 
     app = Starlette(
-        routes=[Route("/health", health), *openai_routes(), *anthropic_routes()],
+        routes=[Route("/health", health), *openai_routes(), *anthropic_routes(), *jobs_routes()],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.add_middleware(RequestId)
+    app.add_middleware(Authenticate, store=runtime.service.store, allow_open=runtime.allow_open)
+    app.add_middleware(RequestId)  # outermost: a refused request has its id too
     return app

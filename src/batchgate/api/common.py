@@ -1,4 +1,5 @@
-"""Request helpers shared by every dialect: JSON bodies, query parameters, the caller's tenant."""
+"""Request helpers shared by every dialect: JSON bodies, query parameters, the caller's tenant
+(``owner_of`` for what a request creates, ``scope_of`` for what it reads or changes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from batchgate.api.auth import Caller
 from batchgate.errors import InvalidRequest
 from batchgate.service import Service
 
@@ -17,9 +19,21 @@ def service_of(request: Request) -> Service:
     return svc
 
 
-def tenant_of(request: Request) -> str:
-    """The caller's tenant ('' until API keys exist; see issue 5)."""
-    return ""
+def caller_of(request: Request) -> Caller:
+    """Who is calling, as the Authenticate middleware resolved it."""
+    caller: Caller = request.state.caller
+    return caller
+
+
+def owner_of(request: Request) -> str:
+    """The tenant that owns what this request creates (files, batches)."""
+    return caller_of(request).tenant
+
+
+def scope_of(request: Request) -> str | None:
+    """The tenant whose objects this request may read or change; None (an admin key) means
+    every tenant. Another tenant's object is then simply not found: a 404, never a 403."""
+    return caller_of(request).scope
 
 
 async def json_body(request: Request) -> Any:
@@ -59,7 +73,7 @@ async def results_page(request: Request, dialect: str, media_type: str) -> Respo
     ``x-batchgate-next-after`` is the ``after`` of the next page."""
     svc = service_of(request)
     page = await svc.store.call(
-        svc.results_page, tenant_of(request), request.path_params["batch_id"],
+        svc.results_page, scope_of(request), request.path_params["batch_id"],
         dialect=dialect, after=query_int(request, "after", 0, 0, 2**31 - 1),
         limit=query_int(request, "limit", 1000, 1, 10_000),
     )  # fmt: skip

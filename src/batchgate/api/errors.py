@@ -40,6 +40,11 @@ def anthropic_error(status: int, message: str, request_id: str | None) -> JSONRe
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def jobs_error(status: int, message: str) -> JSONResponse:
+    """The jobs dialect's envelope: ``{"error": "<message>"}``, the message naming the field."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
 def error_response(
     request: Request, status: int, message: str, *, type: str = "invalid_request_error",
     param: str | None = None, code: str | None = None,
@@ -47,6 +52,8 @@ def error_response(
     """The error in the envelope of the dialect the path belongs to."""
     if request.url.path.startswith("/v1/messages"):
         return anthropic_error(status, message, getattr(request.state, "request_id", None))
+    if request.url.path.startswith("/qai/"):
+        return jobs_error(status, message)
     return openai_error(status, message, type=type, param=param, code=code)
 
 

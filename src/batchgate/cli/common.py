@@ -1,5 +1,5 @@
 """What several commands share: option types, the first line of a JSONL file, output files that
-appear only once complete."""
+appear only once complete, tables."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import IO, Annotated, Any
 
 import orjson
 import typer
+from rich.console import Console
+from rich.table import Table
 
 Upstream = Annotated[
     str | None,
@@ -32,6 +34,14 @@ RetryBase = Annotated[float, typer.Option(help="First retry back-off in seconds 
 MaxLines = Annotated[int | None, typer.Option(help="Max lines per batch file (default 50000).")]
 MaxFileMb = Annotated[int | None, typer.Option(help="Max batch file size in MB (default 200).")]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", help="State directory: SQLite database and blobs.")
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="BATCHGATE_DATABASE_URL",
+                 help="postgresql://… to share state between processes (default: SQLite)."),
+]  # fmt: skip
 
 
 def first_line(path: Path) -> bytes:
@@ -66,3 +76,16 @@ def atomic_file(path: Path) -> Iterator[IO[bytes]]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """A table on a terminal; tab-separated lines (nothing cut short) when piped."""
+    console = Console()
+    if not console.is_terminal:
+        for row in [header, *rows]:
+            typer.echo("\t".join(row))
+        return
+    table = Table(*header, box=None)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)

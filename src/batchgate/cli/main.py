@@ -14,6 +14,8 @@ import typer
 from batchgate.cli.common import (
     Concurrency,
     ConfigFile,
+    DatabaseUrl,
+    DataDir,
     KeyEnv,
     LogLevel,
     MaxAttempts,
@@ -35,14 +37,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", help="State directory: SQLite database and blobs.")
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", envvar="BATCHGATE_DATABASE_URL",
-                 help="postgresql://… to share state between processes (default: SQLite)."),
-]  # fmt: skip
 LeaseTtl = Annotated[
     float, typer.Option(help="Seconds before a dead worker's rows are taken over.")
 ]
@@ -78,6 +72,7 @@ def serve(
     import uvicorn
 
     from batchgate.api import Runtime, create_app
+    from batchgate.cli import keys
     from batchgate.cli import runtime as rt
     from batchgate.engine.worker import Worker
     from batchgate.service import Service
@@ -92,11 +87,14 @@ def serve(
             lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
             log_level=log_level,
         )  # fmt: skip
+        allow_open = keys.open_mode_allowed(store, host)
     except BatchgateError as exc:
         _fail(exc)
         return
     service = Service(store, blobs, cfg)
-    runtime = Runtime(service, Worker(store, blobs, cfg, opts) if worker else None)
+    runtime = Runtime(
+        service, Worker(store, blobs, cfg, opts) if worker else None, allow_open=allow_open
+    )
     uvicorn.run(
         create_app(runtime), host=host, port=port, loop="uvloop", http="httptools",
         log_level=log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
@@ -199,10 +197,11 @@ def simulate(
 
 
 def _register_commands() -> None:
-    from batchgate.cli import remote, run
+    from batchgate.cli import keys, remote, run
 
     run.register(app)
     remote.register(app)
+    keys.register(app)
 
 
 _register_commands()

@@ -14,9 +14,8 @@ from typing import IO, Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from batchgate.cli.common import atomic_file, first_object
+from batchgate.cli.common import atomic_file, first_object, print_table
 from batchgate.cli.progress import ProgressView, Snapshot
 from batchgate.client import Client
 from batchgate.client.errors import (
@@ -265,20 +264,7 @@ def ls(
         snap = _snapshot(b)
         rows.append([b.id, snap.status, str(snap.done), str(snap.failed), str(snap.total),
                      _when(_created(b))])  # fmt: skip
-    _table(["id", "status", "done", "failed", "total", "created"], rows)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    """A table on a terminal; tab-separated lines (nothing cut short) when piped."""
-    console = Console()
-    if not console.is_terminal:
-        for row in [header, *rows]:
-            typer.echo("\t".join(row))
-        return
-    table = Table(*header, box=None)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    print_table(["id", "status", "done", "failed", "total", "created"], rows)
 
 
 def _created(batch: AnyBatch) -> float:
@@ -307,7 +293,7 @@ def files_ls(
             [f.id, f.purpose or "", str(f.bytes), f.filename or "", _when(f.created_at or 0)]
             for f in client.files.list_all(purpose=purpose)
         ]
-    _table(["id", "purpose", "bytes", "filename", "created"], rows)
+    print_table(["id", "purpose", "bytes", "filename", "created"], rows)
 
 
 @files_app.command("upload")

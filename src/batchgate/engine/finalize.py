@@ -63,7 +63,13 @@ def render_message_result(batch_id: str, row: tuple[Any, ...]) -> tuple[bool, by
     return True, head + b'{"type":"errored","error":' + orjson.dumps(envelope) + b"}}\n"
 
 
-RENDERERS = {"openai": render, "anthropic": render_message_result}
+# The inline gateway and jobs dialects answer from the rows; their files are OpenAI-format.
+RENDERERS = {
+    "openai": render,
+    "anthropic": render_message_result,
+    "gateway": render,
+    "jobs": render,
+}
 
 
 def finalize(store: Store, blobs: BlobStore, batch: dict[str, Any], token: str) -> bool:

@@ -170,7 +170,8 @@ def ingest(
     if job.errors.count:
         store.fail_batch(bid, token, job.errors.to_list(), now)
         return False
-    model = next(iter(job.models)) if len(job.models) == 1 else None
+    # An inline batch named its model at create (gateway); a file's is its lines' one model.
+    model = batch["model"] or (next(iter(job.models)) if len(job.models) == 1 else None)
     return store.start_batch(
         bid, token, total=job.count, failed=job.failed_now, model=model, now=now
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -116,4 +117,26 @@ requests = Table(
         postgresql_where=text("state = 'leased'"),
     ),
     Index("ix_requests_custom_id", "batch_id", "custom_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    # SHA-256 (hex) of the secret: the secret itself is never stored.
+    Column("key_hash", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False),  # the secret's first characters, for display
+    Column("admin", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ux_api_keys_hash", "key_hash", unique=True),
+    Index(
+        "ux_api_keys_live_name",
+        "name",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
 )

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy import Select, create_engine, delete, event, insert, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -32,11 +32,17 @@ from batchgate.domain.states import (
 )
 from batchgate.errors import BatchNotFound, StoreUnavailable
 from batchgate.storage import migrate
+from batchgate.storage.keys import KeyRecords
 from batchgate.storage.schema import batches, files, requests
 from batchgate.storage.types import IngestRow, LeasedRow, Row, RowResult
 
 T = TypeVar("T")
 
+_REQUEST_ITEM = (
+    requests.c.batch_id, requests.c.line, requests.c.custom_id, requests.c.state,
+    requests.c.status_code, requests.c.response, requests.c.error_code, requests.c.error_message,
+    requests.c.finished_at,
+)  # fmt: skip
 _FINAL_FOR_COUNTS = {RowState.SUCCEEDED.value: "completed", RowState.FAILED.value: "failed"}
 
 
@@ -69,8 +75,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
-class Store:
-    """Rows and batches in one SQL database; see the module docstring."""
+class Store(KeyRecords):
+    """Rows and batches (and API keys, see ``keys.py``) in one SQL database; see the module
+    docstring."""
 
     def __init__(self, url: str, *, threads: int = 8) -> None:
         self.url = normalize_url(url)
@@ -185,16 +192,16 @@ class Store:
         *,
         after: str | None,
         limit: int,
-        dialect: str | None = None,
+        dialect: str | Collection[str] | None = None,
         before: str | None = None,
     ) -> tuple[list[Row], bool]:
         """Newest first. ``after``: the page older than that id; ``before``: the page newer
-        than that id (still newest first)."""
+        than that id (still newest first). ``dialect``: one name, or any of several."""
         q = select(batches)
         if tenant is not None:
             q = q.where(batches.c.tenant == tenant)
         if dialect is not None:
-            q = q.where(batches.c.dialect == dialect)
+            q = q.where(batches.c.dialect.in_([dialect] if isinstance(dialect, str) else dialect))
         if after:
             q = q.where(batches.c.id < after)
         if before:
@@ -700,6 +707,40 @@ class Store:
                 )
             )
         return True
+
+    # -- request rows one at a time (a job of the jobs dialect is one row) -------------------
+
+    def _requests_of(self, tenant: str | None, dialect: str) -> Select[Any]:
+        q = (
+            select(*_REQUEST_ITEM, batches.c.created_at)
+            .select_from(requests.join(batches, batches.c.id == requests.c.batch_id))
+            .where(batches.c.dialect == dialect)
+        )
+        return q if tenant is None else q.where(batches.c.tenant == tenant)
+
+    def get_request(
+        self, batch_id: str, line: int, *, dialect: str, tenant: str | None = None
+    ) -> Row | None:
+        """One request row of a batch of ``dialect``, with its batch's ``created_at``."""
+        q = self._requests_of(tenant, dialect).where(
+            requests.c.batch_id == batch_id, requests.c.line == line
+        )
+        with self.read() as conn:
+            r = conn.execute(q).mappings().first()
+        return dict(r) if r else None
+
+    def list_requests(
+        self, tenant: str | None, *, dialect: str, before: tuple[str, int] | None, limit: int
+    ) -> tuple[list[Row], bool]:
+        """Request rows of every batch of ``dialect``, newest first (batch, then line, from
+        the last); ``before`` (batch id, line): the page after that row."""
+        q = self._requests_of(tenant, dialect)
+        if before is not None:
+            q = q.where(tuple_(requests.c.batch_id, requests.c.line) < tuple_(*before))
+        q = q.order_by(requests.c.batch_id.desc(), requests.c.line.desc()).limit(limit + 1)
+        with self.read() as conn:
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        return rows[:limit], len(rows) > limit
 
     # -- checks used by tests and /health ----------------------------------------------------
 

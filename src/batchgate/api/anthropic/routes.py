@@ -10,10 +10,11 @@ from batchgate.api.anthropic.render import message_batch, page
 from batchgate.api.common import (
     PAGED_RESULTS,
     json_body,
+    owner_of,
     query_int,
     results_page,
+    scope_of,
     service_of,
-    tenant_of,
 )
 from batchgate.domain.states import TERMINAL
 from batchgate.errors import InvalidRequest, PayloadTooLarge
@@ -32,7 +33,7 @@ async def create(request: Request) -> Response:
         raise PayloadTooLarge(f"The request body is over {MAX_BODY} bytes.")
     svc = service_of(request)
     body = await json_body(request)
-    row = await svc.store.call(svc.create_message_batch, tenant_of(request), body)
+    row = await svc.store.call(svc.create_message_batch, owner_of(request), body)
     request.app.state.runtime.wake()
     return JSONResponse(message_batch(row, _base(request)))
 
@@ -40,7 +41,7 @@ async def create(request: Request) -> Response:
 async def retrieve(request: Request) -> Response:
     svc = service_of(request)
     row = await svc.store.call(
-        svc.get_batch, tenant_of(request), request.path_params["batch_id"], dialect=DIALECT
+        svc.get_batch, scope_of(request), request.path_params["batch_id"], dialect=DIALECT
     )
     return JSONResponse(message_batch(row, _base(request)))
 
@@ -51,7 +52,7 @@ async def list_batches(request: Request) -> Response:
     if after and before:
         raise InvalidRequest("Give after_id or before_id, not both.", param="before_id")
     rows, more = await svc.store.call(
-        svc.store.list_batches, tenant_of(request), after=after, before=before,
+        svc.store.list_batches, scope_of(request), after=after, before=before,
         limit=query_int(request, "limit", 20, 1, 1000), dialect=DIALECT,
     )  # fmt: skip
     base = _base(request)
@@ -61,7 +62,7 @@ async def list_batches(request: Request) -> Response:
 async def cancel(request: Request) -> Response:
     svc = service_of(request)
     row = await svc.store.call(
-        svc.cancel_batch, tenant_of(request), request.path_params["batch_id"], dialect=DIALECT
+        svc.cancel_batch, scope_of(request), request.path_params["batch_id"], dialect=DIALECT
     )
     request.app.state.runtime.wake()
     return JSONResponse(message_batch(row, _base(request)))
@@ -70,7 +71,7 @@ async def cancel(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     svc = service_of(request)
     bid = request.path_params["batch_id"]
-    await svc.store.call(svc.delete_batch, tenant_of(request), bid, dialect=DIALECT)
+    await svc.store.call(svc.delete_batch, scope_of(request), bid, dialect=DIALECT)
     return JSONResponse({"id": bid, "type": "message_batch_deleted"})
 
 
@@ -79,7 +80,7 @@ async def results(request: Request) -> Response:
         return await results_page(request, DIALECT, "application/x-jsonl")
     svc = service_of(request)
     bid = request.path_params["batch_id"]
-    row = await svc.store.call(svc.get_batch, tenant_of(request), bid, dialect=DIALECT)
+    row = await svc.store.call(svc.get_batch, scope_of(request), bid, dialect=DIALECT)
     if row["status"] not in TERMINAL or not row["output_file_id"]:
         raise InvalidRequest(f"Batch {bid} has not ended yet; its results are not ready.")
     path = svc.blobs.path(row["output_file_id"])

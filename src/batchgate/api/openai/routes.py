@@ -1,13 +1,25 @@
-"""OpenAI Files + Batch endpoints (wire-compat spec §1, §2)."""
+"""OpenAI Files + Batch endpoints (wire-compat spec §1, §2); ``/v1/batches`` also serves the
+inline gateway dialect's batches (see ``api/gateway/routes.py``)."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from batchgate.api.common import json_body, query_int, results_page, service_of, tenant_of
+from batchgate.api.common import (
+    json_body,
+    owner_of,
+    query_int,
+    results_page,
+    scope_of,
+    service_of,
+)
+from batchgate.api.gateway import routes as gateway
 from batchgate.api.openai.render import batch_object, file_object, page
 from batchgate.errors import FileNotFound, InvalidRequest
 
@@ -32,7 +44,7 @@ async def upload_file(request: Request) -> Response:
             form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
         )
         row = await svc.store.call(
-            svc.upload_file, tenant_of(request), filename=upload.filename or "upload",
+            svc.upload_file, owner_of(request), filename=upload.filename or "upload",
             purpose=purpose, src=upload.file, expires_after=seconds,
         )  # fmt: skip
     return JSONResponse(file_object(row))
@@ -59,7 +71,7 @@ async def list_files(request: Request) -> Response:
     if order not in ("asc", "desc"):
         raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
     rows, more = await svc.store.call(
-        svc.store.list_files, tenant_of(request),
+        svc.store.list_files, scope_of(request),
         purpose=request.query_params.get("purpose"), after=request.query_params.get("after"),
         limit=query_int(request, "limit", 10_000, 1, 10_000), order=order,
     )  # fmt: skip
@@ -68,13 +80,13 @@ async def list_files(request: Request) -> Response:
 
 async def get_file(request: Request) -> Response:
     svc = service_of(request)
-    row = await svc.store.call(svc.get_file, tenant_of(request), request.path_params["file_id"])
+    row = await svc.store.call(svc.get_file, scope_of(request), request.path_params["file_id"])
     return JSONResponse(file_object(row))
 
 
 async def file_content(request: Request) -> Response:
     svc = service_of(request)
-    row = await svc.store.call(svc.get_file, tenant_of(request), request.path_params["file_id"])
+    row = await svc.store.call(svc.get_file, scope_of(request), request.path_params["file_id"])
     path = svc.blobs.path(row["blob_key"])
     if not path.is_file():  # FileResponse would fail with a 500
         raise FileNotFound(f"The content of file {row['id']} is gone.", param="id")
@@ -83,50 +95,94 @@ async def file_content(request: Request) -> Response:
 
 async def delete_file(request: Request) -> Response:
     svc = service_of(request)
-    row = await svc.store.call(svc.delete_file, tenant_of(request), request.path_params["file_id"])
+    row = await svc.store.call(svc.delete_file, scope_of(request), request.path_params["file_id"])
     return JSONResponse({"id": row["id"], "object": "file", "deleted": True})
 
 
+# /v1/batches serves the batches of two dialects: OpenAI's (a file) and the inline gateway's.
+# A create is told apart by its body; every other call by the batch's dialect, through tables.
+DIALECTS = ("openai", "gateway")
+Render = Callable[[Request, dict[str, Any]], dict[str, Any]]
+RENDER: dict[str, Render] = {
+    "openai": lambda _request, row: batch_object(row),
+    "gateway": gateway.render_batch,
+}
+
+
+def _render(request: Request, row: dict[str, Any]) -> dict[str, Any]:
+    return RENDER[row["dialect"]](request, row)
+
+
 async def create_batch(request: Request) -> Response:
-    svc = service_of(request)
     body = await json_body(request)
-    row = await svc.store.call(svc.create_openai_batch, tenant_of(request), body)
+    return await CREATE[gateway.create_dialect(body)](request, body)
+
+
+async def _create_openai(request: Request, body: Any) -> Response:
+    svc = service_of(request)
+    row = await svc.store.call(svc.create_openai_batch, owner_of(request), body)
     request.app.state.runtime.wake()
     return JSONResponse(batch_object(row))
+
+
+CREATE: dict[str, Callable[[Request, Any], Awaitable[Response]]] = {
+    "openai": _create_openai,
+    "gateway": gateway.create,
+}
 
 
 async def list_batches(request: Request) -> Response:
     svc = service_of(request)
     rows, more = await svc.store.call(
-        svc.store.list_batches, tenant_of(request), after=request.query_params.get("after"),
-        limit=query_int(request, "limit", 20, 1, 100), dialect="openai",
+        svc.store.list_batches, scope_of(request), after=request.query_params.get("after"),
+        limit=query_int(request, "limit", 20, 1, 100), dialect=DIALECTS,
     )  # fmt: skip
-    return JSONResponse(page([batch_object(r) for r in rows], more))
+    return JSONResponse(page([_render(request, r) for r in rows], more))
 
 
 async def get_batch(request: Request) -> Response:
     svc = service_of(request)
-    row = await svc.store.call(svc.get_batch, tenant_of(request), request.path_params["batch_id"])
-    return JSONResponse(batch_object(row))
+    row = await svc.store.call(
+        svc.get_batch, scope_of(request), request.path_params["batch_id"], dialect=DIALECTS
+    )
+    return JSONResponse(_render(request, row))
 
 
 async def cancel_batch(request: Request) -> Response:
     svc = service_of(request)
     bid = request.path_params["batch_id"]
-    row = await svc.store.call(svc.cancel_batch, tenant_of(request), bid)
+    row = await svc.store.call(svc.cancel_batch, scope_of(request), bid, dialect=DIALECTS)
     request.app.state.runtime.wake()
-    return JSONResponse(batch_object(row))
+    return JSONResponse(_render(request, row))
 
 
 async def delete_batch(request: Request) -> Response:
     svc = service_of(request)
     bid = request.path_params["batch_id"]
-    await svc.store.call(svc.delete_batch, tenant_of(request), bid, dialect="openai")
+    await svc.store.call(svc.delete_batch, scope_of(request), bid, dialect=DIALECTS)
     return JSONResponse({"id": bid, "object": "batch", "deleted": True})
 
 
-async def batch_results(request: Request) -> Response:
+async def _openai_results(request: Request, _batch: dict[str, Any]) -> Response:
     return await results_page(request, "openai", "application/jsonl")
+
+
+RESULTS: dict[str, Callable[[Request, dict[str, Any]], Awaitable[Response]]] = {
+    "openai": _openai_results,  # a JSONL page of OpenAI output lines (an extension)
+    "gateway": gateway.results,  # the gateway's JSON {"results": [...]}
+}
+
+
+async def batch_results(request: Request) -> Response:
+    """Each dialect's own results answer; a client that asks for ``application/jsonl`` (the
+    batchgate SDK and CLI) gets the JSONL page of OpenAI output lines for any batch here."""
+    svc = service_of(request)
+    row = await svc.store.call(
+        svc.get_batch, scope_of(request), request.path_params["batch_id"], dialect=DIALECTS
+    )
+    if "application/jsonl" in request.headers.get("accept", ""):
+        return await results_page(request, row["dialect"], "application/jsonl")
+    return await RESULTS[row["dialect"]](request, row)
 
 
 def routes() -> list[Route]:

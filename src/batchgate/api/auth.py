@@ -1,0 +1,134 @@
+"""Who is calling: each request's API key (``Authorization: Bearer`` or ``x-api-key``) is
+resolved once, by a middleware in front of every route, to a Caller: the tenant that owns what
+the request creates, and the scope of what it may read or change.
+
+With no live key in the store the server is open (every caller is tenant ``""`` and a
+presented key is ignored), if the app allows it: the CLI allows it only on a loopback address.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from batchgate.api.errors import on_client_error, on_store_down
+from batchgate.domain.keys import hash_secret
+from batchgate.errors import AuthenticationFailed, ClientError, StoreUnavailable
+from batchgate.storage.sql import Store
+
+log = logging.getLogger("batchgate.auth")
+
+PUBLIC = frozenset({"/health"})
+_HOW = "send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+_REFUSALS = {
+    "missing_api_key": f"Missing API key: {_HOW}.",
+    "invalid_api_key": "Invalid API key: it is unknown or has been revoked.",
+    "no_api_keys": (
+        "This server has no API keys and does not run open on a non-loopback address; an "
+        "operator creates one with `batchgate keys create NAME`."
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    tenant: str  # owns what the request creates
+    admin: bool = False  # an admin key reads and changes every tenant's objects
+    key_id: str | None = None  # None in open mode
+
+    @property
+    def scope(self) -> str | None:
+        """The tenant whose objects the caller may read or change; None means every tenant."""
+        return None if self.admin else self.tenant
+
+
+OPEN = Caller("")
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key a request carries: ``Authorization: Bearer`` first, else ``x-api-key``."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("x-api-key", "").strip() or None
+
+
+def _refusal(code: str) -> AuthenticationFailed:
+    return AuthenticationFailed(_REFUSALS[code], code=code)
+
+
+class KeyRing:
+    """Resolves presented keys against the store. A key is looked up afresh on every request,
+    so a revocation holds from the next one; whether any live key exists (open or not) is
+    remembered for ``ttl`` seconds."""
+
+    def __init__(self, store: Store, *, allow_open: bool, ttl: float = 1.0) -> None:
+        self.store = store
+        self.allow_open = allow_open
+        self.ttl = ttl
+        self._live: bool | None = None
+        self._checked = 0.0
+
+    async def caller(self, secret: str | None) -> Caller:
+        """The caller presenting ``secret``; raises AuthenticationFailed when refused."""
+        if secret:
+            row = await self.store.call(self.store.key_by_hash, hash_secret(secret))
+            if row is not None and row["revoked_at"] is None:
+                return Caller(row["tenant"], bool(row["admin"]), row["id"])
+        if await self._keys_exist():
+            raise _refusal("invalid_api_key" if secret else "missing_api_key")
+        if not self.allow_open:
+            raise _refusal("no_api_keys")
+        return OPEN
+
+    async def _keys_exist(self) -> bool:
+        now = time.monotonic()
+        if self._live is None or now - self._checked >= self.ttl:
+            live = await self.store.call(self.store.has_live_keys)
+            if self._live is not None and live != self._live:
+                self._log_mode(live)
+            self._live, self._checked = live, now
+        return self._live
+
+    def _log_mode(self, live: bool) -> None:
+        if live:
+            log.info("auth_mode mode=keys: a live API key exists; every request needs one")
+        elif self.allow_open:
+            log.warning("auth_mode mode=open: no live API key; anyone here is tenant ''")
+        else:
+            log.warning("auth_mode mode=closed: no live API key; every request is refused")
+
+
+class Authenticate:
+    """ASGI middleware: puts the Caller in ``request.state.caller``, or answers 401 in the
+    dialect's envelope; every path but ``/health``."""
+
+    def __init__(self, app: ASGIApp, *, store: Store, allow_open: bool) -> None:
+        self.app = app
+        self.keys = KeyRing(store, allow_open=allow_open)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        try:
+            caller = await self.keys.caller(presented_key(Headers(scope=scope)))
+        except (AuthenticationFailed, StoreUnavailable) as exc:
+            await self._refuse(scope, receive, send, exc)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+        request = Request(scope, receive)
+        if isinstance(exc, ClientError):
+            log.info("auth_refused code=%s path=%s", exc.code, scope["path"])
+            response = await on_client_error(request, exc)
+        else:
+            response = await on_store_down(request, exc)
+        await response(scope, receive, send)

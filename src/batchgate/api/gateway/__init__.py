@@ -1,0 +1,1 @@
+"""The inline gateway dialect: a batch of Chat Completions requests in one JSON body."""

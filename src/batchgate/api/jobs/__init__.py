@@ -1,0 +1,1 @@
+"""The jobs dialect: plain prompts submitted as jobs, each job read on its own."""
