@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from batchgate.api.anthropic.routes import routes as anthropic_routes
 from batchgate.api.auth import OPEN, KeyRing
+from batchgate.api.jobs.routes import routes as jobs_routes
 from batchgate.api.openai.routes import routes as openai_routes
 from batchgate.cli.main import app as cli_app
 from batchgate.domain.keys import issue
@@ -35,7 +36,8 @@ pytestmark = pytest.mark.timeout(60)
 CHAT = "/v1/chat/completions"
 MSG = {"model": "sim-model", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
 
-# Every route of the OpenAI and Anthropic dialects, by (method, path with {kind} placeholders).
+# Every route of every dialect, by (method, path with {kind} placeholders); gateway batches
+# share the OpenAI dialect's /v1/batches routes and are walked there as kind "gwbatch".
 # A new route must be added here: ``test_the_walk_covers_every_route`` fails until it is.
 OBJECT_ROUTES = [
     ("GET", "/v1/files/{file}"),
@@ -50,13 +52,27 @@ OBJECT_ROUTES = [
     ("GET", "/v1/messages/batches/{msgbatch}/results"),
     ("GET", "/v1/messages/batches/{msgbatch}/results?after=0"),
     ("DELETE", "/v1/messages/batches/{msgbatch}"),
+    ("GET", "/v1/batches/{gwbatch}"),
+    ("POST", "/v1/batches/{gwbatch}/cancel"),
+    ("GET", "/v1/batches/{gwbatch}/results"),
+    ("GET", "/v1/batches/{gwbatch}/results?after=0"),
+    ("DELETE", "/v1/batches/{gwbatch}"),
+    ("GET", "/qai/v1/batch/jobs/{job}"),
 ]
-LIST_ROUTES = [("GET", "/v1/files"), ("GET", "/v1/batches"), ("GET", "/v1/messages/batches")]
-CREATE_ROUTES = [("POST", "/v1/files"), ("POST", "/v1/batches"), ("POST", "/v1/messages/batches")]
+LIST_ROUTES = [
+    ("GET", "/v1/files"), ("GET", "/v1/batches"), ("GET", "/v1/messages/batches"),
+    ("GET", "/qai/v1/batch/jobs"),
+]  # fmt: skip
+CREATE_ROUTES = [
+    ("POST", "/v1/files"), ("POST", "/v1/batches"), ("POST", "/v1/messages/batches"),
+    ("POST", "/qai/v1/batch"), ("POST", "/qai/v1/batch/jsonl"),
+]  # fmt: skip
 UNKNOWN = {
     "file": "file-01aaaaaaaaaaaaaaaaaaaaaaaa",
     "batch": "batch_01aaaaaaaaaaaaaaaaaaaaaaaa",
     "msgbatch": "msgbatch_01aaaaaaaaaaaaaaaaaaaaaaaa",
+    "gwbatch": "batch_01aaaaaaaaaaaaaaaaaaaaaaaa",
+    "job": "job_01aaaaaaaaaaaaaaaaaaaaaaaa_1",
 }
 
 
@@ -104,6 +120,20 @@ def _openai_batch(http: httpx.Client, key: str, file_id: str) -> httpx.Response:
     return http.post("/v1/batches", headers=bearer(key), json=body)
 
 
+def _gateway_batch(http: httpx.Client, key: str) -> str:
+    body = {"model": "default:sim-model", "requests": [{"custom_id": "g1", "body": MSG}]}
+    r = http.post("/v1/batches", headers=bearer(key), json=body)
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def _job(http: httpx.Client, key: str) -> str:
+    r = http.post("/qai/v1/batch", headers=bearer(key),
+                  json={"jobs": [{"model": "sim-model", "prompt": "hi"}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    return str(r.json()["job_ids"][0])
+
+
 def _message_batch(http: httpx.Client, key: str) -> str:
     body = {"requests": [{"custom_id": "m1", "params": MSG}]}
     r = http.post("/v1/messages/batches", headers={"x-api-key": key}, json=body)
@@ -121,9 +151,14 @@ def world(sim_session: SimHandle, tmp_path_factory: pytest.TempPathFactory) -> I
         fid = _upload(http, a, chat_lines(2))
         bid = _openai_batch(http, a, fid).json()["id"]
         mid = _message_batch(http, a)
+        gid, job = _gateway_batch(http, a), _job(http, a)
         output = s.wait_for(bid)["output_file_id"]
         s.wait_for(mid)
-        objects = {"file": [fid, output], "batch": [bid], "msgbatch": [mid]}
+        s.wait_for(gid)
+        objects = {
+            "file": [fid, output], "batch": [bid], "msgbatch": [mid], "gwbatch": [gid],
+            "job": [job],
+        }  # fmt: skip
         yield World(s, http, a, b, root, objects)
 
 
@@ -152,7 +187,7 @@ def _route_key(method: str, path: str) -> tuple[str, str]:
 def test_the_walk_covers_every_route() -> None:
     served = {
         _route_key(method, route.path)
-        for route in openai_routes() + anthropic_routes()
+        for route in openai_routes() + anthropic_routes() + jobs_routes()
         for method in route.methods or ()
         if method != "HEAD"
     }
@@ -174,6 +209,8 @@ def test_another_tenant_gets_the_unknown_id_answer(world: World, method: str, pa
                 assert r.status_code == 200, r.text
     if path.startswith("/v1/messages"):
         assert unknown.json()["error"]["type"] == "not_found_error"
+    elif path.startswith("/qai/"):
+        assert UNKNOWN[kind] in unknown.json()["error"]  # the jobs envelope: a string
     else:
         assert unknown.json()["error"]["code"] == "not_found"
 
@@ -186,11 +223,17 @@ def test_lists_show_only_the_callers_own_objects(world: World) -> None:
         for who, key in (("a", world.a), ("b", world.b), ("admin", world.admin)):
             r = world.call(method, path, key)
             assert r.status_code == 200, r.text
-            seen[who] = {x["id"] for x in r.json()["data"]}
+            seen[who] = _listed_ids(r.json())
         assert not seen["b"] & theirs, path
         assert seen["a"] & theirs and mine not in seen["a"], path
         assert seen["a"] <= seen["admin"] and seen["b"] <= seen["admin"], path
     assert mine in seen_files(world, world.b) and mine in seen_files(world, world.admin)
+
+
+def _listed_ids(page: dict[str, Any]) -> set[str]:
+    if "jobs" in page:  # the jobs dialect's list
+        return {x["job_id"] for x in page["jobs"]}
+    return {x["id"] for x in page["data"]}
 
 
 def seen_files(world: World, key: str) -> set[str]:
@@ -235,6 +278,8 @@ def _assert_401(r: httpx.Response, code: str) -> None:
     if r.request.url.path.startswith("/v1/messages"):
         assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
         assert body["request_id"] == r.headers["request-id"]
+    elif r.request.url.path.startswith("/qai/"):
+        assert isinstance(body["error"], str) and "API key" in body["error"]
     else:
         assert body["error"]["type"] == "authentication_error"
         assert body["error"]["code"] == code and r.headers["x-request-id"]
