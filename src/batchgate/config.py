@@ -1,6 +1,7 @@
 """Configuration as a value, read once at the edge (CLI or app factory), and model routing.
 
-A TOML file declares upstreams, aliases and limits; keys are checked (a typo is an error)::
+A TOML file declares providers (``[providers.NAME]``, or its synonym ``[upstreams.NAME]``; not
+both in one file), aliases and limits; keys are checked (a typo is an error)::
 
     default = "local"              # optional default upstream
     [limits]                        # optional
@@ -8,24 +9,29 @@ A TOML file declares upstreams, aliases and limits; keys are checked (a typo is 
     max_file_bytes = 209715200
     max_errors = 100
 
-    [upstreams.local]
+    [providers.local]
     url = "http://127.0.0.1:8000/v1"
     concurrency = 256
     models = ["llama-3.1-8b"]
 
-    [upstreams.openai]
+    [providers.openai]
     url = "https://api.openai.com/v1"
     api_key_env = "OPENAI_API_KEY"  # the key itself never goes in the file
     rpm = 5000
     tpm = 2000000
     timeout = 120
+    prices = { "gpt-4o-mini" = { input = 0.15, output = 0.60 }, "*" = { input = 2.5, output = 10 } }
+    batch_discount = 0.5
 
     [aliases]
     "fast" = "local/llama-3.1-8b"
 
 Upstream keys: ``url`` (required, base URL including /v1), ``kind`` ("openai" or "anthropic"),
 ``api_key_env``, ``concurrency`` (default 64), ``rpm`` and ``tpm`` (0 = unlimited), ``timeout``
-(seconds, default 600), ``models`` (exact names this upstream serves).
+(seconds, default 600), ``models`` (exact names this upstream serves), ``prices`` (per model,
+USD per million input and output tokens; ``"*"`` prices the provider's other models; a model
+without a price costs nothing and is reported as unpriced), ``batch_discount`` (a factor in
+[0, 1] applied to every price of the provider, default 1.0).
 
 A request's ``model`` is routed by, in order: an alias (exact name) → its target; a
 ``name/model`` or ``name:model`` prefix naming an upstream (split at the first ``/`` or ``:``)
@@ -35,28 +41,41 @@ A request's ``model`` is routed by, in order: an alias (exact name) → its targ
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchgate.domain.cost import TICKS_PER_USD
 from batchgate.errors import ConfigError
 
 __all__ = [
     "Config",
     "Limits",
+    "Price",
     "Route",
     "Router",
     "UpstreamConfig",
+    "flag_upstreams",
     "load_config",
     "single_upstream",
 ]
 
 UPSTREAM_KINDS = ("openai", "anthropic")
 _ROUTE_CACHE_SIZE = 10_000
+_TICKS_PER_TOKEN = TICKS_PER_USD / 1_000_000  # a price per million tokens -> ticks per token
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens, as price lists state them."""
+
+    input: float
+    output: float
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -72,10 +91,29 @@ class UpstreamConfig:
     tpm: int = 0
     timeout: float = 600.0  # seconds per upstream request
     models: tuple[str, ...] = ()
+    # (model or "*", price) pairs in file order, so the value stays hashable; a mapping given
+    # here is stored as its pairs.
+    prices: tuple[tuple[str, Price], ...] = ()
+    batch_discount: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))
         object.__setattr__(self, "models", tuple(self.models))
+        prices = self.prices.items() if isinstance(self.prices, Mapping) else self.prices
+        object.__setattr__(self, "prices", tuple(prices))
+
+    def price(self, model: str) -> Price | None:
+        """The list price of ``model`` (exact name, else ``"*"``); None when it has none."""
+        table = dict(self.prices)
+        return table.get(model, table.get("*"))
+
+    def ticks_per_token(self, model: str) -> tuple[float, float] | None:
+        """(input, output) ticks per token for ``model``, the batch discount applied."""
+        price = self.price(model)
+        if price is None:
+            return None
+        factor = _TICKS_PER_TOKEN * self.batch_discount
+        return round(price.input * factor, 6), round(price.output * factor, 6)
 
     def api_key(self) -> str | None:
         """Read the key from the environment at call time; None when unset or empty."""
@@ -87,7 +125,8 @@ class UpstreamConfig:
         return (
             f"UpstreamConfig(name={self.name!r}, url={self.url!r}, kind={self.kind!r}, "
             f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency}, rpm={self.rpm}, "
-            f"tpm={self.tpm}, timeout={self.timeout}, models={self.models!r})"
+            f"tpm={self.tpm}, timeout={self.timeout}, models={self.models!r}, "
+            f"prices={dict(self.prices)!r}, batch_discount={self.batch_discount})"
         )
 
 
@@ -95,6 +134,8 @@ class UpstreamConfig:
 class Route:
     upstream: str  # UpstreamConfig.name
     model: str  # the model name to send upstream (prefix stripped)
+    # (input, output) ticks per token, discount applied; None when the model has no price.
+    ticks: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +180,56 @@ def single_upstream(
         timeout=timeout,
     )
     return Config(upstreams=(upstream,), default_upstream="default")
+
+
+def _flag(spec: str) -> tuple[str, str]:
+    """``NAME=URL`` or a plain ``URL`` (named "default") from one ``--upstream`` flag."""
+    name, sep, url = spec.partition("=")
+    if not sep or "://" in name:
+        return "default", spec
+    if not name or "/" in name or ":" in name:
+        raise ConfigError(
+            f"--upstream {spec!r}: a provider name must be non-empty and contain no '/' or ':' "
+            "(use --upstream NAME=URL, e.g. --upstream local=http://127.0.0.1:8000/v1)."
+        )
+    return name, url
+
+
+def flag_upstreams(
+    specs: Sequence[str],
+    *,
+    concurrency: int = 64,
+    rpm: int = 0,
+    tpm: int = 0,
+    timeout: float = 600.0,
+    api_key_env: str | None = "BATCHGATE_UPSTREAM_API_KEY",
+) -> Config:
+    """A config from repeated ``--upstream NAME=URL`` (or one plain URL, named "default"):
+    ``NAME:model`` routes to NAME, any other model to the first one given. The limits and
+    key variable apply to each."""
+    pairs = [_flag(spec) for spec in specs]
+    names = [name for name, _ in pairs]
+    if not pairs:
+        raise ConfigError("No upstream: pass --upstream URL or --upstream NAME=URL.")
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"--upstream names provider {name!r} more than once.")
+    for name, url in pairs:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--upstream {name}={url}: the URL must start with http:// or https://."
+            )
+    template = UpstreamConfig(
+        name="",
+        url="",
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        timeout=timeout,
+    )
+    upstreams = tuple(dataclasses.replace(template, name=n, url=u) for n, u in pairs)
+    return Config(upstreams=upstreams, default_upstream=names[0])
 
 
 # --- routing -------------------------------------------------------------------------------------
@@ -219,6 +310,7 @@ class Router:
         self._default = config.default_upstream
         self._by_model = _models_index(config)
         self._aliases = dict(config.aliases)
+        self._upstreams = {u.name: u for u in config.upstreams}
         self._cache: dict[str, Route | None] = {}
 
     def route(self, model: str | None) -> Route | None:
@@ -228,6 +320,9 @@ class Router:
             return self._cache[model]
         target = self._aliases.get(model, model)
         found = _route_plain(target, self._names, self._by_model, self._default)
+        if found is not None:
+            ticks = self._upstreams[found.upstream].ticks_per_token(found.model)
+            found = Route(found.upstream, found.model, ticks)
         if len(self._cache) >= _ROUTE_CACHE_SIZE:
             del self._cache[next(iter(self._cache))]  # evict the oldest entry
         self._cache[model] = found
@@ -308,6 +403,32 @@ def _models(value: object, key: str) -> tuple[str, ...]:
     return tuple(_string(item, f"{key}[{i}]") for i, item in enumerate(value))
 
 
+def _usd(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise _Invalid(key, f"must be a price >= 0 in USD per million tokens, got {value!r}.")
+    return float(value)
+
+
+def _price(value: object, key: str) -> Price:
+    table = _table(value, key)
+    _check_keys(table, ("input", "output"), key)
+    missing = [side for side in ("input", "output") if side not in table]
+    if missing:
+        raise _Invalid(f"{key}.{missing[0]}", "is required, e.g. { input = 0.15, output = 0.60 }.")
+    return Price(_usd(table["input"], f"{key}.input"), _usd(table["output"], f"{key}.output"))
+
+
+def _prices(value: object, key: str) -> tuple[tuple[str, Price], ...]:
+    table = _table(value, key)
+    return tuple((model, _price(item, f"{key}.{_quote(model)}")) for model, item in table.items())
+
+
+def _discount(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise _Invalid(key, f"must be a factor between 0 and 1 (0.5 = half price), got {value!r}.")
+    return float(value)
+
+
 _UPSTREAM_FIELDS: dict[str, Callable[[object, str], Any]] = {
     "url": _url,
     "kind": _kind,
@@ -317,13 +438,15 @@ _UPSTREAM_FIELDS: dict[str, Callable[[object, str], Any]] = {
     "tpm": _integer(0),
     "timeout": _seconds,
     "models": _models,
+    "prices": _prices,
+    "batch_discount": _discount,
 }
 _LIMIT_FIELDS: dict[str, Callable[[object, str], Any]] = {
     "max_lines": _integer(1),
     "max_file_bytes": _integer(1),
     "max_errors": _integer(1),
 }
-_TOP_KEYS = ("default", "limits", "upstreams", "aliases")
+_TOP_KEYS = ("default", "limits", "providers", "upstreams", "aliases")
 
 
 def _fields(
@@ -333,21 +456,37 @@ def _fields(
     return {name: checks[name](value, f"{where}.{name}") for name, value in table.items()}
 
 
-def _upstream(name: str, value: object) -> UpstreamConfig:
-    where = f"upstreams.{_quote(name)}"
+def _upstream(name: str, value: object, section: str = "upstreams") -> UpstreamConfig:
+    where = f"{section}.{_quote(name)}"
     if not name or "/" in name or ":" in name:
-        raise _Invalid(where, "an upstream name must be non-empty and contain no '/' or ':'.")
+        raise _Invalid(where, "a provider name must be non-empty and contain no '/' or ':'.")
     values = _fields(_table(value, where), _UPSTREAM_FIELDS, where)
     if "url" not in values:
         raise _Invalid(f"{where}.url", 'is required, e.g. url = "http://127.0.0.1:8000/v1".')
     return UpstreamConfig(name=name, **values)
 
 
-def _upstreams(value: object) -> tuple[UpstreamConfig, ...]:
-    table = _table(value, "upstreams")
+def _upstreams(value: object, section: str) -> tuple[UpstreamConfig, ...]:
+    table = _table(value, section)
     if not table:
-        raise _Invalid("upstreams", "at least one [upstreams.<name>] table with a url is needed.")
-    return tuple(_upstream(name, item) for name, item in table.items())
+        raise _Invalid(section, f"at least one [{section}.<name>] table with a url is needed.")
+    return tuple(_upstream(name, item, section) for name, item in table.items())
+
+
+def _section(data: Mapping[str, Any]) -> str:
+    """Which table names the providers: ``providers``, or its older synonym ``upstreams``."""
+    if "providers" in data and "upstreams" in data:
+        raise _Invalid(
+            "upstreams", "[upstreams] is a synonym of [providers]; use one of them, not both."
+        )
+    if "providers" in data:
+        return "providers"
+    if "upstreams" in data:
+        return "upstreams"
+    raise _Invalid(
+        "providers",
+        "at least one [providers.<name>] (or [upstreams.<name>]) table with a url is needed.",
+    )
 
 
 def _aliases(value: object) -> dict[str, str]:
@@ -357,11 +496,10 @@ def _aliases(value: object) -> dict[str, str]:
 
 def _build(data: Mapping[str, Any]) -> Config:
     _check_keys(data, _TOP_KEYS, "")
-    if "upstreams" not in data:
-        raise _Invalid("upstreams", "at least one [upstreams.<name>] table with a url is needed.")
+    section = _section(data)
     default = data.get("default")
     config = Config(
-        upstreams=_upstreams(data["upstreams"]),
+        upstreams=_upstreams(data[section], section),
         aliases=_aliases(data.get("aliases", {})),
         default_upstream=None if default is None else _string(default, "default"),
         limits=Limits(**_fields(_table(data.get("limits", {}), "limits"), _LIMIT_FIELDS, "limits")),

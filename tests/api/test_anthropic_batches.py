@@ -31,6 +31,7 @@ RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:
 BATCH_KEYS = {
     "id", "type", "processing_status", "request_counts", "created_at", "expires_at", "ended_at",
     "cancel_initiated_at", "archived_at", "results_url",
+    "cost",  # batchgate's extension field: {"ticks", "usd", "priced"}
 }  # fmt: skip
 COUNT_KEYS = {"processing", "succeeded", "errored", "canceled", "expired"}
 

@@ -22,6 +22,7 @@ BATCH_KEYS = {
     "status", "output_file_id", "error_file_id", "created_at", "expires_at", "in_progress_at",
     "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at", "cancelled_at",
     "request_counts", "usage", "metadata",
+    "cost",  # batchgate's extension field: {"ticks", "usd", "priced"}
 }  # fmt: skip
 STAMPS = (
     "created_at", "expires_at", "in_progress_at", "finalizing_at", "completed_at", "failed_at",

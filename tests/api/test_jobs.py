@@ -68,7 +68,7 @@ def check_types(doc: dict[str, Any]) -> None:
         assert type(doc["error"]) is str and doc["error"] and doc["result"] is None
     else:
         assert doc["error"] is None
-    assert type(doc["cost_ticks"]) is int and doc["cost_ticks"] == 0
+    assert type(doc["cost_ticks"]) is int and doc["cost_ticks"] == 0  # no prices configured
 
 
 def sent_body(srv: ServerHandle, job_id: str) -> dict[str, Any]:

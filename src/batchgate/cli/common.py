@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 Upstream = Annotated[
-    str | None,
-    typer.Option("--upstream", help="Base URL of one OpenAI-compatible upstream, e.g. "
-                 "http://127.0.0.1:8000/v1 (every model routes to it)."),
+    list[str] | None,
+    typer.Option("--upstream", help="An OpenAI-compatible upstream: a base URL, e.g. "
+                 "http://127.0.0.1:8000/v1 (every model routes to it), or NAME=URL, "
+                 "repeatable (NAME:model routes to NAME; the first is the default)."),
 ]  # fmt: skip
 ConfigFile = Annotated[
     Path | None, typer.Option("--config", help="TOML file with several upstreams and routes.")

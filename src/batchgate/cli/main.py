@@ -197,11 +197,12 @@ def simulate(
 
 
 def _register_commands() -> None:
-    from batchgate.cli import keys, remote, run
+    from batchgate.cli import keys, providers, remote, run
 
     run.register(app)
     remote.register(app)
     keys.register(app)
+    providers.register(app)
 
 
 _register_commands()

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchgate.config import Config, Limits, load_config, single_upstream
+from batchgate.config import Config, Limits, flag_upstreams, load_config
 from batchgate.engine.retry import RetryPolicy
 from batchgate.engine.worker import WorkerOptions
 from batchgate.errors import ConfigError
@@ -23,7 +23,7 @@ class StoreOptions:
 
 @dataclass
 class UpstreamOptions:
-    upstream: str | None
+    upstream: list[str] | None  # repeated --upstream: URL or NAME=URL
     config: Path | None
     concurrency: int
     rpm: int
@@ -43,18 +43,19 @@ def open_backends(opts: StoreOptions) -> tuple[Store, BlobStore]:
 
 def build_config(opts: UpstreamOptions) -> Config:
     if opts.config and opts.upstream:
-        raise ConfigError("Give either --upstream URL or --config FILE, not both.")
+        raise ConfigError("Give either --upstream or --config FILE, not both.")
     if opts.config:
         config = load_config(opts.config)
     elif opts.upstream:
-        config = single_upstream(
+        config = flag_upstreams(
             opts.upstream, concurrency=opts.concurrency, rpm=opts.rpm, tpm=opts.tpm,
             timeout=opts.timeout, api_key_env=opts.api_key_env,
         )  # fmt: skip
     else:
         raise ConfigError(
-            "No upstream: pass --upstream http://HOST:PORT/v1 (one OpenAI-compatible server) "
-            "or --config batchgate.toml (several)."
+            "No upstream: pass --upstream http://HOST:PORT/v1 (one OpenAI-compatible server), "
+            "--upstream NAME=URL (repeatable: NAME:model routes to NAME) "
+            "or --config batchgate.toml (providers with prices)."
         )
     limits = config.limits
     if opts.max_lines:

@@ -113,7 +113,7 @@ class _Ingest:
             )  # fmt: skip
         return IngestRow(
             p.line, p.custom_id, RowState.QUEUED.value, route.upstream, route.model, body,
-            p.est_tokens,
+            p.est_tokens, ticks=route.ticks,
         )  # fmt: skip
 
     def body_for(self, p: ParsedLine, model: str, kind: str) -> bytes:

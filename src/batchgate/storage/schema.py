@@ -69,6 +69,9 @@ batches = Table(
     Column("output_tokens", BigInteger, nullable=False, server_default="0"),
     Column("cached_tokens", BigInteger, nullable=False, server_default="0"),
     Column("reasoning_tokens", BigInteger, nullable=False, server_default="0"),
+    # Sum of the rows' costs in ticks (1e-9 USD); ``unpriced``: rows with tokens but no price.
+    Column("cost_ticks", BigInteger, nullable=False, server_default="0"),
+    Column("unpriced", Integer, nullable=False, server_default="0"),
     # A claim lets one worker at a time validate or finalize a batch; it expires with the worker.
     Column("claim_token", String(64), nullable=True),
     Column("claim_expires_at", Float, nullable=True),
@@ -102,6 +105,10 @@ requests = Table(
     Column("cached_tokens", Integer, nullable=False, server_default="0"),
     Column("reasoning_tokens", Integer, nullable=False, server_default="0"),
     Column("finished_at", Float, nullable=True),
+    # Ticks per input/output token, snapshot at ingest (NULL: no price); the cost once recorded.
+    Column("price_in", Float, nullable=True),
+    Column("price_out", Float, nullable=True),
+    Column("cost_ticks", BigInteger, nullable=True),
     Index(
         "ix_requests_queued",
         "batch_id",

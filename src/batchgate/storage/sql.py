@@ -41,8 +41,9 @@ T = TypeVar("T")
 _REQUEST_ITEM = (
     requests.c.batch_id, requests.c.line, requests.c.custom_id, requests.c.state,
     requests.c.status_code, requests.c.response, requests.c.error_code, requests.c.error_message,
-    requests.c.finished_at,
+    requests.c.finished_at, requests.c.cost_ticks,
 )  # fmt: skip
+_UNPRICED = (None, None)  # a row's price_in, price_out when its model has no price
 _FINAL_FOR_COUNTS = {RowState.SUCCEEDED.value: "completed", RowState.FAILED.value: "failed"}
 
 
@@ -301,14 +302,15 @@ class Store(KeyRecords):
         sql = self._q(
             "INSERT INTO requests (batch_id, line, custom_id, state, upstream, model, body, "
             "est_tokens, attempts, next_attempt_at, error_code, error_message, finished_at, "
-            "input_tokens, output_tokens, cached_tokens, reasoning_tokens) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, 0, 0, 0, 0)"
+            "input_tokens, output_tokens, cached_tokens, reasoning_tokens, price_in, price_out) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, 0, 0, 0, 0, ?, ?)"
         )
         params = [
             (
                 batch_id, r.line, r.custom_id, r.state, r.upstream, r.model, r.body,
                 r.est_tokens, r.error_code, r.error_message,
                 None if r.state == RowState.QUEUED else now,
+                *(r.ticks or _UNPRICED),
             )
             for r in rows
         ]  # fmt: skip
@@ -502,12 +504,21 @@ class Store(KeyRecords):
 
     def record(self, results: Sequence[RowResult], now: float) -> int:
         """Write a group of results in one transaction; each is applied only if its lease
-        token still holds. Batch counters and usage move in the same transaction."""
+        token still holds. Batch counters, usage and cost move in the same transaction.
+
+        Cost is computed here, by the database, from the prices the row was given at ingest
+        (ticks per token, discount applied): ``round(input_tokens * price_in + output_tokens *
+        price_out)`` ticks, NULL when the row has no price. The lease-token condition makes a
+        row's cost land exactly once, with its tokens; the batch's ``cost_ticks`` adds the
+        applied rows' costs and ``unpriced`` counts the applied rows that used tokens without
+        a price (their cost is unknown, not zero). The worker's hot path stays as it was: it
+        never looks a price up."""
         final_sql = self._q(
             "UPDATE requests SET state = ?, status_code = ?, response = ?, request_id = ?, "
             "error_code = ?, error_message = ?, input_tokens = ?, output_tokens = ?, "
             "cached_tokens = ?, reasoning_tokens = ?, finished_at = ?, lease_token = NULL, "
-            "lease_owner = NULL, lease_expires_at = NULL "
+            "lease_owner = NULL, lease_expires_at = NULL, "
+            "cost_ticks = CAST(ROUND(? * price_in + ? * price_out) AS BIGINT) "
             "WHERE batch_id = ? AND line = ? AND lease_token = ? AND state = 'leased'"
         )
         retry_sql = self._q(
@@ -526,14 +537,15 @@ class Store(KeyRecords):
         final_params = [
             (r.state, r.status_code, r.response, r.request_id, r.error_code, r.error_message,
              r.input_tokens, r.output_tokens, r.cached_tokens, r.reasoning_tokens, now,
-             r.batch_id, r.line, r.lease_token)
+             r.input_tokens, r.output_tokens, r.batch_id, r.line, r.lease_token)
             for r in finals
         ]  # fmt: skip
-        sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+        sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0, 0, 0])
         with self.write() as conn:
-            applied = sum(self._each(conn, retry_sql, retry_params))
-            for r, ok in zip(finals, self._each(conn, final_sql, final_params), strict=True):
-                if ok:
+            applied = sum(x is not None for x in self._each(conn, retry_sql, retry_params))
+            costs = self._each(conn, final_sql, final_params, returning="1, cost_ticks")
+            for r, got in zip(finals, costs, strict=True):
+                if got is not None:
                     applied += 1
                     s = sums[r.batch_id]
                     s[0 if r.state == RowState.SUCCEEDED else 1] += 1
@@ -541,26 +553,34 @@ class Store(KeyRecords):
                     s[3] += r.output_tokens
                     s[4] += r.cached_tokens
                     s[5] += r.reasoning_tokens
+                    if got[1] is not None:
+                        s[6] += got[1]
+                    elif r.input_tokens or r.output_tokens:
+                        s[7] += 1
             self._bump_counters(conn, sums)
         return applied
 
-    def _each(self, conn: Connection, sql: str, params: list[tuple[Any, ...]]) -> list[bool]:
-        """Run ``sql`` once per parameter tuple; True where it changed a row. PostgreSQL gets
-        one pipelined round trip for the whole group, SQLite a loop (it has no round trips)."""
+    def _each(
+        self, conn: Connection, sql: str, params: list[tuple[Any, ...]], returning: str = "1"
+    ) -> list[tuple[Any, ...] | None]:
+        """Run ``sql`` once per parameter tuple; its ``RETURNING`` row where it changed a row,
+        else None. PostgreSQL gets one pipelined round trip for the whole group, SQLite a loop
+        (it has no round trips)."""
         if not params:
             return []
         cur: Any = conn.connection.cursor()
+        sql = f"{sql} RETURNING {returning}"
         try:
             if not self.is_postgres:
                 out = []
                 for p in params:
                     cur.execute(sql, p)
-                    out.append(cur.rowcount == 1)
+                    out.append(cur.fetchone())
                 return out
-            cur.executemany(sql + " RETURNING 1", params, returning=True)
-            out = [cur.fetchone() is not None]
+            cur.executemany(sql, params, returning=True)
+            out = [cur.fetchone()]
             while cur.nextset():
-                out.append(cur.fetchone() is not None)
+                out.append(cur.fetchone())
             return out
         finally:
             cur.close()
@@ -569,7 +589,8 @@ class Store(KeyRecords):
         sql = self._q(
             "UPDATE batches SET completed = completed + ?, failed = failed + ?, "
             "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
-            "cached_tokens = cached_tokens + ?, reasoning_tokens = reasoning_tokens + ? "
+            "cached_tokens = cached_tokens + ?, reasoning_tokens = reasoning_tokens + ?, "
+            "cost_ticks = cost_ticks + ?, unpriced = unpriced + ? "
             "WHERE id = ?"
         )
         if sums:
@@ -612,7 +633,7 @@ class Store(KeyRecords):
                 (state.value, code, message, now, batch_id),
             ).rowcount
             if n:
-                self._bump_counters(conn, {batch_id: [0, n, 0, 0, 0, 0]})
+                self._bump_counters(conn, {batch_id: [0, n, 0, 0, 0, 0, 0, 0]})
                 column = "canceled" if state == RowState.CANCELED else "expired"
                 conn.exec_driver_sql(
                     self._q(f"UPDATE batches SET {column} = {column} + ? WHERE id = ?"),

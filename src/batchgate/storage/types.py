@@ -50,6 +50,7 @@ class IngestRow:
     est_tokens: int
     error_code: str | None = None
     error_message: str | None = None
+    ticks: tuple[float, float] | None = None  # (input, output) ticks per token; None: unpriced
 
 
 Row = dict[str, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from batchgate.domain.cost import cost_object
 from batchgate.domain.states import TERMINAL
 
 _PROCESSING = {"cancelling": "canceling"}
@@ -47,6 +48,7 @@ def message_batch(row: dict[str, Any], base_url: str) -> dict[str, Any]:
         "results_url": (
             f"{base_url.rstrip('/')}/v1/messages/batches/{row['id']}/results" if ended else None
         ),
+        "cost": cost_object(row),  # extension field (batchgate.domain.cost)
     }
 
 

@@ -13,8 +13,8 @@ from batchgate.domain.states import OPEN_ROWS, RowState
 
 
 def job_object(row: dict[str, Any]) -> dict[str, Any]:
-    """A job from its request row (with its batch's ``created_at``). ``cost_ticks`` stays 0
-    until cost accounting exists (issue 5, point 5); a tick is 1e-6 USD."""
+    """A job from its request row (with its batch's ``created_at``). ``cost_ticks`` is the
+    row's recorded cost in ticks (1e-9 USD): 0 until it finishes, and 0 for an unpriced model."""
     model, title = label(row["custom_id"])
     state = row["state"]
     ended = state not in OPEN_ROWS
@@ -27,7 +27,7 @@ def job_object(row: dict[str, Any]) -> dict[str, Any]:
         "completed_at": rfc3339(int(row["finished_at"])) if ended and row["finished_at"] else None,
         "result": reply_text(row["response"]) if state == RowState.SUCCEEDED else None,
         "error": _error(row) if ended and state != RowState.SUCCEEDED else None,
-        "cost_ticks": 0,
+        "cost_ticks": row["cost_ticks"] or 0,
     }
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 
+from batchgate.domain.cost import cost_object
+
 _STAMPS = (
     "in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
     "cancelling_at", "cancelled_at",
@@ -61,6 +63,7 @@ def batch_object(row: dict[str, Any]) -> dict[str, Any]:
         "total_tokens": inp + out,
     }
     obj["metadata"] = _json(row["metadata"])
+    obj["cost"] = cost_object(row)  # extension field (batchgate.domain.cost)
     return obj
 
 
