@@ -170,16 +170,10 @@ def single_upstream(
     api_key_env: str | None = "BATCHGATE_UPSTREAM_API_KEY",
 ) -> Config:
     """A config of one upstream named "default" that every model routes to."""
-    upstream = UpstreamConfig(
-        name="default",
-        url=url,
+    return flag_upstreams(
+        [url], concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout,
         api_key_env=api_key_env,
-        concurrency=concurrency,
-        rpm=rpm,
-        tpm=tpm,
-        timeout=timeout,
-    )
-    return Config(upstreams=(upstream,), default_upstream="default")
+    )  # fmt: skip
 
 
 def _flag(spec: str) -> tuple[str, str]:
