@@ -23,6 +23,7 @@ from batchgate.api.anthropic.routes import routes as anthropic_routes
 from batchgate.api.auth import OPEN, KeyRing
 from batchgate.api.jobs.routes import routes as jobs_routes
 from batchgate.api.openai.routes import routes as openai_routes
+from batchgate.api.usage import routes as usage_routes
 from batchgate.cli.main import app as cli_app
 from batchgate.domain.keys import issue
 from batchgate.errors import AuthenticationFailed
@@ -63,6 +64,8 @@ LIST_ROUTES = [
     ("GET", "/v1/files"), ("GET", "/v1/batches"), ("GET", "/v1/messages/batches"),
     ("GET", "/qai/v1/batch/jobs"),
 ]  # fmt: skip
+# Usage names tenants, not objects: walked by ``test_usage_shows_only_the_callers_tenant``.
+USAGE_ROUTES = [("GET", "/v1/usage")]
 CREATE_ROUTES = [
     ("POST", "/v1/files"), ("POST", "/v1/batches"), ("POST", "/v1/messages/batches"),
     ("POST", "/qai/v1/batch"), ("POST", "/qai/v1/batch/jsonl"),
@@ -187,11 +190,13 @@ def _route_key(method: str, path: str) -> tuple[str, str]:
 def test_the_walk_covers_every_route() -> None:
     served = {
         _route_key(method, route.path)
-        for route in openai_routes() + anthropic_routes() + jobs_routes()
+        for route in openai_routes() + anthropic_routes() + jobs_routes() + usage_routes()
         for method in route.methods or ()
         if method != "HEAD"
     }
-    walked = {_route_key(m, p) for m, p in OBJECT_ROUTES + LIST_ROUTES + CREATE_ROUTES}
+    walked = {
+        _route_key(m, p) for m, p in OBJECT_ROUTES + LIST_ROUTES + USAGE_ROUTES + CREATE_ROUTES
+    }
     assert served - walked == set(), "add these routes to the tenant walk"
 
 
@@ -234,6 +239,18 @@ def _listed_ids(page: dict[str, Any]) -> set[str]:
     if "jobs" in page:  # the jobs dialect's list
         return {x["job_id"] for x in page["jobs"]}
     return {x["id"] for x in page["data"]}
+
+
+def test_usage_shows_only_the_callers_tenant(world: World) -> None:
+    (method, path), seen = USAGE_ROUTES[0], {}
+    for who, key in (("a", world.a), ("b", world.b), ("admin", world.admin)):
+        r = world.call(method, path, key)
+        assert r.status_code == 200, r.text
+        seen[who] = {g["tenant"] for g in r.json()["data"]}
+    assert seen["a"] == {"team-a"} and seen["b"] <= {"bob"}
+    assert seen["a"] | seen["b"] <= seen["admin"]
+    r = world.call(method, path + "?tenant=team-a", world.b)  # a filter is no way round it
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tenant"
 
 
 def seen_files(world: World, key: str) -> set[str]:
@@ -285,7 +302,9 @@ def _assert_401(r: httpx.Response, code: str) -> None:
         assert body["error"]["code"] == code and r.headers["x-request-id"]
 
 
-@pytest.mark.parametrize(("method", "path"), OBJECT_ROUTES + LIST_ROUTES + CREATE_ROUTES)
+@pytest.mark.parametrize(
+    ("method", "path"), OBJECT_ROUTES + LIST_ROUTES + USAGE_ROUTES + CREATE_ROUTES
+)
 def test_every_route_refuses_a_missing_or_unknown_key(world: World, method: str, path: str) -> None:
     target = _filled(path, UNKNOWN)
     _assert_401(world.call(method, target, None), "missing_api_key")

@@ -20,6 +20,7 @@ from batchgate.api.auth import Authenticate
 from batchgate.api.errors import HANDLERS, openai_error
 from batchgate.api.jobs.routes import routes as jobs_routes
 from batchgate.api.openai.routes import routes as openai_routes
+from batchgate.api.usage import routes as usage_routes
 from batchgate.engine.worker import Worker
 from batchgate.service import Service
 
@@ -85,8 +86,9 @@ def create_app(runtime: Runtime) -> Starlette:
             runtime._stop.set()
             await task
 
+    served = [*openai_routes(), *anthropic_routes(), *jobs_routes(), *usage_routes()]
     app = Starlette(
-        routes=[Route("/health", health), *openai_routes(), *anthropic_routes(), *jobs_routes()],
+        routes=[Route("/health", health), *served],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

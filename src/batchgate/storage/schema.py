@@ -124,6 +124,13 @@ requests = Table(
         postgresql_where=text("state = 'leased'"),
     ),
     Index("ix_requests_custom_id", "batch_id", "custom_id"),
+    # Usage over a time range; rows still open (no finished_at) stay out of it.
+    Index(
+        "ix_requests_finished_at",
+        "finished_at",
+        sqlite_where=text("finished_at IS NOT NULL"),
+        postgresql_where=text("finished_at IS NOT NULL"),
+    ),
 )
 
 api_keys = Table(

@@ -35,6 +35,7 @@ from batchgate.storage import migrate
 from batchgate.storage.keys import KeyRecords
 from batchgate.storage.schema import batches, files, requests
 from batchgate.storage.types import IngestRow, LeasedRow, Row, RowResult
+from batchgate.storage.usage import UsageRecords
 
 T = TypeVar("T")
 
@@ -76,9 +77,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
-class Store(KeyRecords):
-    """Rows and batches (and API keys, see ``keys.py``) in one SQL database; see the module
-    docstring."""
+class Store(KeyRecords, UsageRecords):
+    """Rows and batches (and API keys, see ``keys.py``; usage, see ``usage.py``) in one SQL
+    database; see the module docstring."""
 
     def __init__(self, url: str, *, threads: int = 8) -> None:
         self.url = normalize_url(url)
