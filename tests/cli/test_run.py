@@ -131,6 +131,7 @@ def test_full_run_then_errors_split_then_other_input(procs: Procs, tmp_path: Pat
     assert summary_counts(done.stdout) == (306, 300, 6)
     for word in ("upstream_error", "tokens", str(out), "all.jsonl.batchgate"):
         assert word in done.stdout
+    assert "cost      at least $0.000000000 (300 requests on a model with no price)" in done.stdout
     assert not list(out.parent.glob(".*partial")), "a temporary output file was left behind"
 
     # The same command again sends nothing and writes the same file.
@@ -277,3 +278,19 @@ def test_no_upstream_names_the_options(procs: Procs, tmp_path: Path) -> None:
     assert done.rc == 2
     assert "--upstream" in done.stderr and "--config" in done.stderr, done.stderr
     assert not out.exists() and not (tmp_path / "out.jsonl.batchgate").exists()
+
+
+def test_the_summary_prices_the_run_from_the_config(procs: Procs, tmp_path: Path) -> None:
+    _, upstream = procs.simulator()
+    config = tmp_path / "bg.toml"
+    config.write_text(
+        f'default = "sim"\n[providers.sim]\nurl = "{upstream}"\n'
+        'prices = { "*" = { input = 1.0, output = 2.0 } }\n'  # USD per million tokens
+    )
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_bytes(chat_lines(20))
+    done = run(procs, str(src), "-o", str(out), "--config", str(config))
+    assert done.rc == 0, procs.logs()
+    usage = [r["response"]["body"]["usage"] for r in lines(out)]
+    ticks = sum(u["prompt_tokens"] * 1000 + u["completion_tokens"] * 2000 for u in usage)
+    assert f"cost      ${ticks // 10**9}.{ticks % 10**9:09d}" in done.stdout, done.stdout

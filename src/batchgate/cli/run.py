@@ -396,12 +396,22 @@ def summary(
         + (f" ({codes})" if codes else ""),
         f"  this run  {ran} finished, {format_rate(ran / max(elapsed, 1e-3))} req/s{earlier}",
         f"  tokens    {tokens_in + tokens_out} ({tokens_in} in, {tokens_out} out)",
+        f"  cost      {_cost(batch)}",
         f"  output    {args.output} ({tally.succeeded if args.errors else total} lines)",
     ]
     if args.errors is not None:
         lines.append(f"  errors    {args.errors} ({tally.failed} lines)")
     lines.append(f"  state     {args.state_dir} (the same command again rewrites the output)")
     return "\n".join(lines)
+
+
+def _cost(batch: dict[str, Any]) -> str:
+    from batchgate.domain.cost import usd
+
+    known = f"${usd(int(batch['cost_ticks'] or 0))}"
+    if batch["unpriced"]:
+        return f"at least {known} ({batch['unpriced']} requests on a model with no price)"
+    return known
 
 
 def _report_interrupted(console: Console, batch: dict[str, Any], args: RunArgs) -> None:
