@@ -6,7 +6,7 @@ BatchgateError
 │   ├── InvalidRequest        400: a bad parameter (``param`` names it)
 │   ├── AuthenticationFailed  401
 │   ├── NotFound              404: FileNotFound, BatchNotFound, JobNotFound,
-│   │                         KeyNotFound
+│   │                         KeyNotFound, BudgetNotFound
 │   ├── Conflict              409: InvalidTransition (e.g. cancel a completed batch),
 │   │                         KeyNameTaken
 │   └── PayloadTooLarge       413
@@ -75,6 +75,10 @@ class JobNotFound(NotFound):
 
 class KeyNotFound(NotFound):
     """No API key with that id or (live) name."""
+
+
+class BudgetNotFound(NotFound):
+    """The tenant has no budget."""
 
 
 class Conflict(ClientError):

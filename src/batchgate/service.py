@@ -20,6 +20,7 @@ from batchgate import ids
 from batchgate.config import Config, Router
 from batchgate.domain import gateway
 from batchgate.domain import jobs as jobs_domain
+from batchgate.domain.budget import BUDGET_FIELD, parse_budget_usd
 from batchgate.domain.messages import check_requests
 from batchgate.domain.states import TERMINAL
 from batchgate.engine.finalize import RENDERERS
@@ -142,6 +143,7 @@ class Service:
         window = _window(body["completion_window"])
         metadata = check_metadata(body.get("metadata"))
         output_ttl = _output_expiry(body.get("output_expires_after"))
+        budget = parse_budget_usd(body.get(BUDGET_FIELD))
         fid = body["input_file_id"]
         file = self.store.get_file(fid, tenant) if isinstance(fid, str) else None
         if file is None:
@@ -159,7 +161,7 @@ class Service:
             "input_file_id": fid, "completion_window": body["completion_window"],
             "status": "validating", "created_at": now, "expires_at": now + window,
             "metadata": orjson.dumps(metadata).decode() if metadata is not None else None,
-            "output_expires_after": output_ttl,
+            "output_expires_after": output_ttl, "budget_ticks": budget,
         }  # fmt: skip
         self.store.insert_batch(row)
         return {**BATCH_DEFAULTS, **row}  # as created: a worker may already be validating it
@@ -170,6 +172,7 @@ class Service:
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         requests = check_requests(body.get("requests"))
+        budget = parse_budget_usd(body.get(BUDGET_FIELD))
         limits = self.config.limits  # what ingest enforces: refuse now, not as an empty end
         if len(requests) > limits.max_lines:
             raise InvalidRequest(
@@ -187,6 +190,7 @@ class Service:
             "id": bid, "tenant": tenant, "dialect": "anthropic", "endpoint": "/v1/messages",
             "input_file_id": None, "completion_window": "24h", "status": "validating",
             "created_at": now, "expires_at": now + 86400, "total": len(requests),
+            "budget_ticks": budget,
         }  # fmt: skip
         self.store.insert_batch(row)
         return {**BATCH_DEFAULTS, **row}
@@ -204,6 +208,7 @@ class Service:
         window_text = body.get("completion_window", "24h")
         window = _window(window_text)
         metadata = check_metadata(body.get("metadata"))
+        budget = parse_budget_usd(body.get(BUDGET_FIELD))
         lines = gateway.request_lines(body.get("requests"), model, self.config.limits.max_lines)
         bid = ids.batch_id()
         self._store_requests(bid, lines)
@@ -213,11 +218,14 @@ class Service:
             "input_file_id": None, "completion_window": window_text, "status": "validating",
             "created_at": now, "expires_at": now + window, "total": len(lines), "model": model,
             "metadata": orjson.dumps(metadata).decode() if metadata is not None else None,
+            "budget_ticks": budget,
         }  # fmt: skip
         self.store.insert_batch(row)
         return {**BATCH_DEFAULTS, **row}
 
-    def create_jobs(self, tenant: str, jobs: Sequence[dict[str, Any]]) -> list[str]:
+    def create_jobs(
+        self, tenant: str, jobs: Sequence[dict[str, Any]], *, budget_ticks: int | None = None
+    ) -> list[str]:
         """One submission of checked jobs → one ``jobs`` batch, one row per job (see
         ``domain/jobs.py``); the ids of its jobs, in order.
 
@@ -234,6 +242,7 @@ class Service:
             "input_file_id": None, "completion_window": "24h", "status": "validating",
             "created_at": now, "expires_at": now + 86400, "total": len(lines),
             "claim_token": token, "claim_expires_at": now + JOBS_CLAIM_TTL,
+            "budget_ticks": budget_ticks,
         }  # fmt: skip
         self.store.insert_batch(row)
 

@@ -159,7 +159,8 @@ def test_cancel_ends_queued_rows_and_counts_them(store: Store) -> None:
     _rows(store, bid, 5)
     leased = _lease(store, [bid], 2)
     store.request_cancel(bid, None, int(time.time()))
-    assert (bid, "batch_cancelled") in store.batches_to_sweep(time.time())
+    cancelled = "This request was not sent: the batch was cancelled."
+    assert (bid, "batch_cancelled", cancelled) in store.batches_to_sweep(time.time())
     assert store.end_queued_rows(bid, "batch_cancelled", time.time()) == 3
     assert store.record([_ok(r) for r in leased], time.time()) == 2  # in-flight ones finish
     batch = store.get_batch(bid)

@@ -20,6 +20,7 @@ __all__ = [
     "FileTooLarge",
     "LineError",
     "ParsedLine",
+    "estimate_parts",
     "estimate_tokens",
     "iter_lines",
     "parse_batch_line",
@@ -67,7 +68,8 @@ class ParsedLine:
     body: dict[str, Any]
     body_bytes: bytes
     model: str | None
-    est_tokens: int
+    est_tokens: int  # input estimate + output cap (what a TPM budget holds)
+    est_output: int = 0  # of which the output cap (priced apart in a budget reservation)
 
 
 @dataclass
@@ -318,13 +320,15 @@ def parse_batch_line(
     if problem is not None:
         return problem
     body: dict[str, Any] = obj["body"]
+    est_input, est_output = estimate_parts(body, endpoint) if estimate else (0, 0)
     return ParsedLine(
         line=line,
         custom_id=obj["custom_id"],
         body=body,
         body_bytes=orjson.dumps(body),
         model=body["model"],
-        est_tokens=estimate_tokens(body, endpoint) if estimate else 0,
+        est_tokens=max(1, est_input + est_output) if estimate else 0,
+        est_output=est_output,
     )
 
 
@@ -372,6 +376,11 @@ def estimate_tokens(body: Mapping[str, Any], endpoint: str) -> int:
     Walks only the known prompt fields (messages, prompt, input, instructions), so it stays
     fast on million-line files; always at least 1.
     """
+    return max(1, sum(estimate_parts(body, endpoint)))
+
+
+def estimate_parts(body: Mapping[str, Any], endpoint: str) -> tuple[int, int]:
+    """``estimate_tokens`` in its two parts: (input estimate, output cap)."""
     chars = tokens = 0
     for name in ("messages", "prompt", "input", "instructions"):
         if name in body:
@@ -380,4 +389,4 @@ def estimate_tokens(body: Mapping[str, Any], endpoint: str) -> int:
             tokens += t
     messages = _message_count(body.get("messages")) + _message_count(body.get("input"))
     total = math.ceil(chars / 4) + tokens + _TOKENS_PER_MESSAGE * messages
-    return max(1, total + _output_cap(body, endpoint))
+    return total, _output_cap(body, endpoint)

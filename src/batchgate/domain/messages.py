@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from batchgate.domain.jsonl import ParsedLine, estimate_tokens
+from batchgate.domain.jsonl import ParsedLine, estimate_parts
 from batchgate.errors import InvalidRequest
 
 MAX_REQUESTS = 100_000
@@ -77,5 +77,8 @@ def parse_request_line(raw: bytes, line: int) -> tuple[str, ParsedLine | str]:
     problem = params_problem(params)
     if problem is not None:
         return cid, problem
-    est = estimate_tokens(params, "/v1/chat/completions")
-    return cid, ParsedLine(line, cid, dict(params), orjson.dumps(params), params["model"], est)
+    est_input, est_output = estimate_parts(params, "/v1/chat/completions")
+    return cid, ParsedLine(
+        line, cid, dict(params), orjson.dumps(params), params["model"],
+        max(1, est_input + est_output), est_output,
+    )  # fmt: skip

@@ -41,6 +41,8 @@ _ERROR_TYPES = {
     "model_not_found": "not_found_error",
     "request_timeout": "timeout_error",
     "invalid_request_error": "invalid_request_error",
+    "unpriced_model": "invalid_request_error",
+    "budget_exceeded": "billing_error",
 }
 
 

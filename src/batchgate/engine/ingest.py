@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from batchgate.config import Limits, Router
+from batchgate.domain.budget import reservation
 from batchgate.domain.jsonl import (
     ErrorCollector,
     FileTooLarge,
@@ -49,8 +50,15 @@ class _Ingest:
         self.messages = batch["endpoint"] == "/v1/messages"
         self.untranslatable = "invalid_request_error" if self.messages else "untranslatable"
         self.kinds = {u.name: u.kind for u in router.config.upstreams}
-        # The token estimate only feeds TPM budgets: skip its cost when no upstream has one.
-        self.estimate = any(u.tpm > 0 for u in router.config.upstreams)
+        # The token estimate feeds TPM budgets and cost reservations: skip its cost when no
+        # upstream has a TPM limit or a price.
+        self.estimate = any(u.tpm > 0 or u.prices for u in router.config.upstreams)
+        # Under a budget (the batch's or its tenant's) every row needs a price to be bounded.
+        self.budget = (
+            "batch" if batch.get("budget_ticks") is not None
+            else "tenant" if store.get_budget(batch["tenant"]) is not None
+            else None
+        )  # fmt: skip
         self.models: set[str] = set()
         self.blank_lines: list[int] = []
 
@@ -111,9 +119,17 @@ class _Ingest:
                 f"Line {p.line}: cannot be sent to upstream {route.upstream!r} "
                 f"faithfully: {exc.message}",
             )  # fmt: skip
+        if route.ticks is None and self.budget is not None:
+            return self.failed(
+                p.line, p.custom_id, p.model, p.body_bytes, "unpriced_model",
+                f"Line {p.line}: model {route.model!r} of provider {route.upstream!r} has no "
+                f"price, so the {self.budget}'s budget cannot bound its cost; give it one in "
+                "the provider's prices (0 for a free model), or submit without a budget.",
+            )  # fmt: skip
+        reserve = reservation(p.est_tokens - p.est_output, p.est_output, route.ticks)
         return IngestRow(
             p.line, p.custom_id, RowState.QUEUED.value, route.upstream, route.model, body,
-            p.est_tokens, ticks=route.ticks,
+            p.est_tokens, ticks=route.ticks, reserve_ticks=reserve,
         )  # fmt: skip
 
     def body_for(self, p: ParsedLine, model: str, kind: str) -> bytes:

@@ -230,8 +230,8 @@ class Worker:
                 ),
                 self._validate,
             )
-        for bid, code in await self._safely(self.store.batches_to_sweep, time.time()) or []:
-            if await self._safely(self.store.end_queued_rows, bid, code, time.time()):
+        for bid, code, why in await self._safely(self.store.batches_to_sweep, time.time()) or []:
+            if await self._safely(self.store.end_queued_rows, bid, code, time.time(), why):
                 busy = True
         if self.opts.finalize:
             busy |= await self._claimed(

@@ -72,6 +72,8 @@ batches = Table(
     # Sum of the rows' costs in ticks (1e-9 USD); ``unpriced``: rows with tokens but no price.
     Column("cost_ticks", BigInteger, nullable=False, server_default="0"),
     Column("unpriced", Integer, nullable=False, server_default="0"),
+    # The batch's own budget in ticks (NULL: none); see ``storage/budgets.py``.
+    Column("budget_ticks", BigInteger, nullable=True),
     # A claim lets one worker at a time validate or finalize a batch; it expires with the worker.
     Column("claim_token", String(64), nullable=True),
     Column("claim_expires_at", Float, nullable=True),
@@ -109,6 +111,9 @@ requests = Table(
     Column("price_in", Float, nullable=True),
     Column("price_out", Float, nullable=True),
     Column("cost_ticks", BigInteger, nullable=True),
+    # The most this row may cost (its input estimate and output cap at its prices), held
+    # against budgets while it is leased; NULL for an unpriced row.
+    Column("reserve_ticks", BigInteger, nullable=True),
     Index(
         "ix_requests_queued",
         "batch_id",
@@ -124,6 +129,14 @@ requests = Table(
         postgresql_where=text("state = 'leased'"),
     ),
     Index("ix_requests_custom_id", "batch_id", "custom_id"),
+    # What a batch's leased rows hold against its budget; unpriced rows stay out of it.
+    Index(
+        "ix_requests_reserved",
+        "batch_id",
+        "reserve_ticks",
+        sqlite_where=text("state = 'leased' AND reserve_ticks IS NOT NULL"),
+        postgresql_where=text("state = 'leased' AND reserve_ticks IS NOT NULL"),
+    ),
     # Usage over a time range; rows still open (no finished_at) stay out of it.
     Index(
         "ix_requests_finished_at",
@@ -153,4 +166,23 @@ api_keys = Table(
         sqlite_where=text("revoked_at IS NULL"),
         postgresql_where=text("revoked_at IS NULL"),
     ),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("budget_ticks", BigInteger, nullable=False),
+    Column("period", String(16), nullable=False),  # day | month | total
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# What each tenant spent per UTC day (Unix day number), moved in the same transaction as the
+# rows' costs: a tenant's spend over a budget period is a sum over at most a month of rows.
+tenant_spend = Table(
+    "tenant_spend",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("cost_ticks", BigInteger, nullable=False),
 )

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, TypeVar
 
 import orjson
@@ -22,6 +22,7 @@ from sqlalchemy import Select, create_engine, delete, event, insert, select, tup
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from batchgate.domain.budget import EXCEEDED
 from batchgate.domain.states import (
     ACTIVE,
     OPEN_ROWS,
@@ -32,6 +33,7 @@ from batchgate.domain.states import (
 )
 from batchgate.errors import BatchNotFound, StoreUnavailable
 from batchgate.storage import migrate
+from batchgate.storage.budgets import BudgetCap, BudgetRecords
 from batchgate.storage.keys import KeyRecords
 from batchgate.storage.schema import batches, files, requests
 from batchgate.storage.types import IngestRow, LeasedRow, Row, RowResult
@@ -44,7 +46,19 @@ _REQUEST_ITEM = (
     requests.c.status_code, requests.c.response, requests.c.error_code, requests.c.error_message,
     requests.c.finished_at, requests.c.cost_ticks,
 )  # fmt: skip
+_LEASED = "line, custom_id, body, est_tokens, attempts"  # what a lease returns of each row
 _UNPRICED = (None, None)  # a row's price_in, price_out when its model has no price
+# How a row never sent ends, by error code: its state and default message.
+_NOT_SENT: dict[str, tuple[RowState, str]] = {
+    "batch_cancelled": (RowState.CANCELED, "This request was not sent: the batch was cancelled."),
+    "batch_expired": (
+        RowState.EXPIRED,
+        "This request was not sent: the batch expired before it could run.",
+    ),
+    EXCEEDED: (RowState.FAILED, "This request was not sent: a budget was reached."),
+}
+# Of a batch's ``failed``: the counter of rows that a cancel or an expiry kept from being sent.
+_NOT_SENT_COUNTER = {RowState.CANCELED: "canceled", RowState.EXPIRED: "expired"}
 _FINAL_FOR_COUNTS = {RowState.SUCCEEDED.value: "completed", RowState.FAILED.value: "failed"}
 
 
@@ -77,9 +91,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
-class Store(KeyRecords, UsageRecords):
-    """Rows and batches (and API keys, see ``keys.py``; usage, see ``usage.py``) in one SQL
-    database; see the module docstring."""
+class Store(KeyRecords, UsageRecords, BudgetRecords):
+    """Rows and batches (and API keys, see ``keys.py``; usage, see ``usage.py``; budgets, see
+    ``budgets.py``) in one SQL database; see the module docstring."""
 
     def __init__(self, url: str, *, threads: int = 8) -> None:
         self.url = normalize_url(url)
@@ -303,15 +317,15 @@ class Store(KeyRecords, UsageRecords):
         sql = self._q(
             "INSERT INTO requests (batch_id, line, custom_id, state, upstream, model, body, "
             "est_tokens, attempts, next_attempt_at, error_code, error_message, finished_at, "
-            "input_tokens, output_tokens, cached_tokens, reasoning_tokens, price_in, price_out) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, 0, 0, 0, 0, ?, ?)"
+            "input_tokens, output_tokens, cached_tokens, reasoning_tokens, price_in, price_out, "
+            "reserve_ticks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?)"
         )
         params = [
             (
                 batch_id, r.line, r.custom_id, r.state, r.upstream, r.model, r.body,
                 r.est_tokens, r.error_code, r.error_message,
                 None if r.state == RowState.QUEUED else now,
-                *(r.ticks or _UNPRICED),
+                *(r.ticks or _UNPRICED), r.reserve_ticks,
             )
             for r in rows
         ]  # fmt: skip
@@ -414,27 +428,27 @@ class Store(KeyRecords, UsageRecords):
         now: float,
         ttl: float,
     ) -> list[LeasedRow]:
-        """Lease up to ``limit`` due rows for ``upstream``, shared fairly across ``batch_ids``."""
+        """Lease up to ``limit`` due rows for ``upstream``, shared fairly across ``batch_ids``.
+        A batch under a budget (its own or its tenant's) gives only the rows its headroom
+        allows (see ``budgets.py``)."""
         if not batch_ids or limit <= 0:
             return []
-        sql = self._q(
-            "UPDATE requests SET state = 'leased', lease_token = ?, lease_owner = ?, "
-            "lease_expires_at = ?, attempts = attempts + 1 "
-            "WHERE (batch_id, line) IN (SELECT batch_id, line FROM requests "
-            "WHERE batch_id = ? AND upstream = ? AND state = 'queued' AND next_attempt_at <= ? "
-            f"ORDER BY line LIMIT ?{self._skip_locked()}) "
-            "RETURNING line, custom_id, body, est_tokens, attempts"
-        )
         out: list[LeasedRow] = []
         remaining = list(batch_ids)
+        leased = (token, owner, now + ttl)
         with self.write() as conn:
+            caps = self._budget_caps(conn, batch_ids, now)
             while remaining and len(out) < limit:
                 share = max(1, (limit - len(out)) // len(remaining))
                 still: list[str] = []
                 for bid in remaining:
-                    got = conn.exec_driver_sql(
-                        sql, (token, owner, now + ttl, bid, upstream, now, share)
-                    ).all()
+                    cap = caps.get(bid)
+                    if cap is None:
+                        got = conn.exec_driver_sql(
+                            self._lease_sql, (*leased, bid, upstream, now, share)
+                        ).all()
+                    else:
+                        got = self._lease_capped(conn, bid, cap, upstream, share, leased, now)
                     out.extend(
                         LeasedRow(bid, r[0], r[1], upstream, bytes(r[2]), r[3], r[4], token)
                         for r in got
@@ -446,6 +460,44 @@ class Store(KeyRecords, UsageRecords):
                 remaining = still
         out.sort(key=lambda r: (r.batch_id, r.line))
         return out
+
+    @cached_property
+    def _lease_sql(self) -> str:
+        return self._q(
+            "UPDATE requests SET state = 'leased', lease_token = ?, lease_owner = ?, "
+            "lease_expires_at = ?, attempts = attempts + 1 "
+            "WHERE (batch_id, line) IN (SELECT batch_id, line FROM requests "
+            "WHERE batch_id = ? AND upstream = ? AND state = 'queued' AND next_attempt_at <= ? "
+            f"ORDER BY line LIMIT ?{self._skip_locked()}) "
+            f"RETURNING {_LEASED}"
+        )
+
+    def _lease_capped(
+        self, conn: Connection, batch_id: str, cap: BudgetCap, upstream: str, share: int,
+        leased: tuple[str, str, float], now: float,
+    ) -> list[Any]:  # fmt: skip
+        """``_lease_sql`` for a batch under a budget: the due rows first (locked on
+        PostgreSQL), then only those within the headroom are leased."""
+        due = conn.exec_driver_sql(
+            self._q(
+                "SELECT line, reserve_ticks FROM requests WHERE batch_id = ? AND upstream = ? "
+                f"AND state = 'queued' AND next_attempt_at <= ? ORDER BY line LIMIT ?"
+                f"{self._skip_locked()}"
+            ),
+            (batch_id, upstream, now, share),
+        ).all()
+        lines = self._within(conn, batch_id, cap, due)
+        if not lines:
+            return []
+        marks = ",".join("?" for _ in lines)
+        return list(conn.exec_driver_sql(
+            self._q(
+                "UPDATE requests SET state = 'leased', lease_token = ?, lease_owner = ?, "
+                "lease_expires_at = ?, attempts = attempts + 1 "
+                f"WHERE batch_id = ? AND line IN ({marks}) RETURNING {_LEASED}"
+            ),
+            (*leased, batch_id, *lines),
+        ).all())  # fmt: skip
 
     def heartbeat(self, owner: str, until: float) -> int:
         """Extend every lease ``owner`` holds; a live worker never loses its rows."""
@@ -512,8 +564,8 @@ class Store(KeyRecords, UsageRecords):
         price_out)`` ticks, NULL when the row has no price. The lease-token condition makes a
         row's cost land exactly once, with its tokens; the batch's ``cost_ticks`` adds the
         applied rows' costs and ``unpriced`` counts the applied rows that used tokens without
-        a price (their cost is unknown, not zero). The worker's hot path stays as it was: it
-        never looks a price up."""
+        a price (their cost is unknown, not zero); the tenant's spend of the day adds them too.
+        The worker's hot path stays as it was: it never looks a price up."""
         final_sql = self._q(
             "UPDATE requests SET state = ?, status_code = ?, response = ?, request_id = ?, "
             "error_code = ?, error_message = ?, input_tokens = ?, output_tokens = ?, "
@@ -559,6 +611,7 @@ class Store(KeyRecords, UsageRecords):
                     elif r.input_tokens or r.output_tokens:
                         s[7] += 1
             self._bump_counters(conn, sums)
+            self._add_tenant_spend(conn, {bid: s[6] for bid, s in sums.items()}, now)
         return applied
 
     def _each(
@@ -599,8 +652,9 @@ class Store(KeyRecords, UsageRecords):
 
     # -- cancel and expiry act on queued rows ------------------------------------------------
 
-    def batches_to_sweep(self, now: float) -> list[tuple[str, str]]:
-        """(id, code) of batches whose queued rows must end: cancelled or past expiry."""
+    def batches_to_sweep(self, now: float) -> list[tuple[str, str, str]]:
+        """(id, code, message) of batches whose queued rows must end without being sent:
+        cancelled, past expiry, or at their budget or their tenant's."""
         with self.read() as conn:
             rows = conn.execute(
                 select(batches.c.id, batches.c.status, batches.c.expires_at).where(
@@ -612,34 +666,34 @@ class Store(KeyRecords, UsageRecords):
         out = []
         for bid, status, expires_at in rows:
             if status == BatchStatus.CANCELLING:
-                out.append((str(bid), "batch_cancelled"))
+                out.append((str(bid), "batch_cancelled", _NOT_SENT["batch_cancelled"][1]))
             elif expires_at <= now:
-                out.append((str(bid), "batch_expired"))
-        return out
+                out.append((str(bid), "batch_expired", _NOT_SENT["batch_expired"][1]))
+        ending = {bid for bid, _, _ in out}
+        return out + [s for s in self.budget_sweeps(now) if s[0] not in ending]
 
-    def end_queued_rows(self, batch_id: str, code: str, now: float) -> int:
-        """Queued rows of a cancelled/expired batch end without being sent."""
-        state = RowState.CANCELED if code == "batch_cancelled" else RowState.EXPIRED
-        message = (
-            "This request was not sent: the batch was cancelled."
-            if state == RowState.CANCELED
-            else "This request was not sent: the batch expired before it could run."
-        )
+    def end_queued_rows(
+        self, batch_id: str, code: str, now: float, message: str | None = None
+    ) -> int:
+        """Queued rows of a batch end without being sent, with ``code`` (``batch_cancelled``,
+        ``batch_expired`` or ``budget_exceeded``) and ``message`` (default: the code's)."""
+        state, default = _NOT_SENT[code]
         with self.write() as conn:
             n = conn.exec_driver_sql(
                 self._q(
                     "UPDATE requests SET state = ?, error_code = ?, error_message = ?, "
                     "finished_at = ? WHERE batch_id = ? AND state = 'queued'"
                 ),
-                (state.value, code, message, now, batch_id),
+                (state.value, code, message or default, now, batch_id),
             ).rowcount
             if n:
                 self._bump_counters(conn, {batch_id: [0, n, 0, 0, 0, 0, 0, 0]})
-                column = "canceled" if state == RowState.CANCELED else "expired"
-                conn.exec_driver_sql(
-                    self._q(f"UPDATE batches SET {column} = {column} + ? WHERE id = ?"),
-                    (n, batch_id),
-                )
+                column = _NOT_SENT_COUNTER.get(state)
+                if column is not None:
+                    conn.exec_driver_sql(
+                        self._q(f"UPDATE batches SET {column} = {column} + ? WHERE id = ?"),
+                        (n, batch_id),
+                    )
         return int(n)
 
     # -- finalization -----------------------------------------------------------------------

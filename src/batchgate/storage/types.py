@@ -51,6 +51,7 @@ class IngestRow:
     error_code: str | None = None
     error_message: str | None = None
     ticks: tuple[float, float] | None = None  # (input, output) ticks per token; None: unpriced
+    reserve_ticks: int | None = None  # the most it may cost, held against budgets while leased
 
 
 Row = dict[str, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from batchgate.domain.budget import budget_object
 from batchgate.domain.cost import cost_object
 from batchgate.domain.states import TERMINAL
 
@@ -49,6 +50,7 @@ def message_batch(row: dict[str, Any], base_url: str) -> dict[str, Any]:
             f"{base_url.rstrip('/')}/v1/messages/batches/{row['id']}/results" if ended else None
         ),
         "cost": cost_object(row),  # extension field (batchgate.domain.cost)
+        "budget": budget_object(row),  # extension field (batchgate.domain.budget)
     }
 
 

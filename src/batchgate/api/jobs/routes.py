@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from batchgate.api.common import json_body, owner_of, query_int, scope_of, service_of
 from batchgate.api.jobs.render import job_object
+from batchgate.domain.budget import BUDGET_FIELD, parse_budget_usd
 from batchgate.domain.jobs import check_jobs, parse_jsonl
 from batchgate.errors import InvalidRequest
 
@@ -28,7 +29,9 @@ async def _submit(request: Request, field: str, parse: Parse) -> list[str]:
     svc, owner = service_of(request), owner_of(request)
 
     def create() -> list[str]:
-        return svc.create_jobs(owner, parse(body.get(field), svc.config.limits.max_lines))
+        budget = parse_budget_usd(body.get(BUDGET_FIELD))
+        jobs = parse(body.get(field), svc.config.limits.max_lines)
+        return svc.create_jobs(owner, jobs, budget_ticks=budget)
 
     job_ids = await svc.store.call(create)
     request.app.state.runtime.wake()

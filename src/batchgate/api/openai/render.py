@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from batchgate.domain.budget import budget_object
 from batchgate.domain.cost import cost_object
 
 _STAMPS = (
@@ -64,6 +65,7 @@ def batch_object(row: dict[str, Any]) -> dict[str, Any]:
     }
     obj["metadata"] = _json(row["metadata"])
     obj["cost"] = cost_object(row)  # extension field (batchgate.domain.cost)
+    obj["budget"] = budget_object(row)  # extension field (batchgate.domain.budget)
     return obj
 
 
