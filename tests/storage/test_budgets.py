@@ -43,9 +43,7 @@ def _batch(store: Store, n: int, *, budget: int | None = None, tenant: str = "t"
 
 
 def _lease(store: Store, bids: list[str], n: int, owner: str = "w") -> list[LeasedRow]:
-    return store.lease(
-        bids, "up", n, owner=owner, token=ids.new_id("t"), now=time.time(), ttl=30
-    )
+    return store.lease(bids, "up", n, owner=owner, token=ids.new_id("t"), now=time.time(), ttl=30)
 
 
 def _done(row: LeasedRow, inp: int, out: int) -> RowResult:
@@ -140,7 +138,10 @@ def test_a_budget_can_be_replaced_and_removed(store: Store) -> None:
     store.set_budget("t", 100, "day", 1)
     store.set_budget("t", 500, "total", 2)
     assert store.get_budget("t") == {
-        "tenant": "t", "budget_ticks": 500, "period": "total", "updated_at": 2
+        "tenant": "t",
+        "budget_ticks": 500,
+        "period": "total",
+        "updated_at": 2,
     }
     store.delete_budget("t")
     assert store.get_budget("t") is None
