@@ -32,6 +32,7 @@ BATCH_KEYS = {
     "id", "type", "processing_status", "request_counts", "created_at", "expires_at", "ended_at",
     "cancel_initiated_at", "archived_at", "results_url",
     "cost",  # batchgate's extension field: {"ticks", "usd", "priced"}
+    "budget",  # batchgate's extension field: null, or {"ticks", "usd", "reached"}
 }  # fmt: skip
 COUNT_KEYS = {"processing", "succeeded", "errored", "canceled", "expired"}
 

@@ -23,6 +23,7 @@ BATCH_KEYS = {
     "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at", "cancelled_at",
     "request_counts", "usage", "metadata",
     "cost",  # batchgate's extension field: {"ticks", "usd", "priced"}
+    "budget",  # batchgate's extension field: null, or {"ticks", "usd", "reached"}
 }  # fmt: skip
 STAMPS = (
     "created_at", "expires_at", "in_progress_at", "finalizing_at", "completed_at", "failed_at",

@@ -13,6 +13,7 @@ import pytest
 from batchgate import ids
 from batchgate.domain.budget import EXCEEDED, day_of
 from batchgate.errors import BudgetNotFound
+from batchgate.storage import migrate
 from batchgate.storage.sql import Store, open_store
 from batchgate.storage.types import IngestRow, LeasedRow, RowResult
 
@@ -170,3 +171,34 @@ def test_concurrent_leasers_overshoot_by_at_most_one_reservation(store: Store) -
     assert len({r.line for r in leased}) == len(leased)  # no row leased twice
     reserved = reserve * len(leased)
     assert budget <= reserved < budget + reserve  # 15 rows: 1,050 reserved
+
+
+def test_the_budgets_migration_counts_the_spend_recorded_before_it(db_url: str) -> None:
+    old = Store(db_url)
+    try:
+        migrate.upgrade(old._write, "0005")
+        day = 20_000  # 2024-10-04
+        with old.write() as conn:
+            for bid, tenant in (("b1", "t"), ("b2", "t"), ("b3", "u")):
+                conn.exec_driver_sql(old._q(
+                    "INSERT INTO batches (id, tenant, dialect, endpoint, completion_window, "
+                    "status, created_at, expires_at) VALUES (?, ?, 'openai', '/v1/x', '24h', "
+                    "'completed', 0, 0)"
+                ), (bid, tenant))  # fmt: skip
+            rows = [("b1", 1, 10, day * 86_400 + 5), ("b1", 2, 20, day * 86_400 + 86_399.5),
+                    ("b2", 1, 7, (day + 1) * 86_400), ("b2", 2, None, day * 86_400),
+                    ("b3", 1, 1, day * 86_400)]  # fmt: skip
+            for bid, line, cost, finished in rows:
+                conn.exec_driver_sql(old._q(
+                    "INSERT INTO requests (batch_id, line, custom_id, state, body, cost_ticks, "
+                    "finished_at) VALUES (?, ?, 'c', 'succeeded', ?, ?, ?)"
+                ), (bid, line, b"{}", cost, finished))  # fmt: skip
+    finally:
+        old.close()
+    store = open_store(db_url)
+    try:
+        with store.read() as conn:
+            got = conn.exec_driver_sql("SELECT tenant, day, cost_ticks FROM tenant_spend").all()
+        assert sorted(tuple(r) for r in got) == [("t", day, 30), ("t", day + 1, 7), ("u", day, 1)]
+    finally:
+        store.close()

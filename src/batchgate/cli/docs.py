@@ -34,7 +34,9 @@ def _commands(group: Command, prefix: str) -> Iterator[tuple[str, Command]]:
 
 
 def _usage(path: str, cmd: Command) -> str:
-    args = [(p.name or "").upper() for p in cmd.params if p.param_type_name == "argument"]
+    args = [
+        p.metavar or (p.name or "").upper() for p in cmd.params if p.param_type_name == "argument"
+    ]
     return " ".join([path, *args])
 
 

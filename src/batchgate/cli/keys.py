@@ -8,8 +8,6 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,9 +15,9 @@ from typing import Annotated
 import typer
 
 from batchgate.cli.common import DatabaseUrl, DataDir, print_table
-from batchgate.cli.runtime import StoreOptions, open_backends
+from batchgate.cli.runtime import operator_store, reported
 from batchgate.domain.keys import check_name, issue
-from batchgate.errors import BatchgateError, ConfigError
+from batchgate.errors import ConfigError
 from batchgate.storage.sql import Store
 
 log = logging.getLogger("batchgate.cli")
@@ -32,25 +30,6 @@ keys_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     """Add ``keys create|list|revoke`` to ``app``."""
     app.add_typer(keys_app, name="keys")
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    try:
-        yield
-    except BatchgateError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-
-
-@contextmanager
-def _store(data_dir: Path, database_url: str | None) -> Iterator[Store]:
-    with _reported():
-        store, _ = open_backends(StoreOptions(data_dir, database_url))
-        try:
-            yield store
-        finally:
-            store.close()
 
 
 @keys_app.command()
@@ -68,10 +47,10 @@ def create(
 ) -> None:
     """Create an API key; prints it once, alone on the last line."""
     owner = tenant if tenant is not None else name
-    with _reported():
+    with reported():
         check_name(name, "name")
         check_name(owner, "tenant")
-    with _store(data_dir, database_url) as store:
+    with operator_store(data_dir, database_url) as store:
         key = issue()
         row = store.create_key(
             name=name, tenant=owner, admin=admin, key_hash=key.key_hash, prefix=key.prefix,
@@ -87,7 +66,7 @@ def create(
 @keys_app.command("list")
 def list_keys(data_dir: DataDir = Path("./data"), database_url: DatabaseUrl = None) -> None:
     """List API keys, revoked ones too (never a secret: only its first characters)."""
-    with _store(data_dir, database_url) as store:
+    with operator_store(data_dir, database_url) as store:
         found = store.list_keys()
     rows = [
         [k["id"], k["name"], k["tenant"], k["prefix"] + "…", "yes" if k["admin"] else "no",
@@ -104,7 +83,7 @@ def revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke an API key: refused from the next request on, by running servers too."""
-    with _store(data_dir, database_url) as store:
+    with operator_store(data_dir, database_url) as store:
         row = store.revoke_key(id_or_name, int(time.time()))
     typer.echo(
         f"Revoked key {row['id']} named {row['name']!r} (tenant {row['tenant']!r}) "

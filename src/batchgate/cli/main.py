@@ -197,11 +197,12 @@ def simulate(
 
 
 def _register_commands() -> None:
-    from batchgate.cli import keys, providers, remote, run, usage
+    from batchgate.cli import budgets, keys, providers, remote, run, usage
 
     run.register(app)
     remote.register(app)
     keys.register(app)
+    budgets.register(app)
     usage.register(app)
     providers.register(app)
 

@@ -134,20 +134,27 @@ def submit(
         str | None, typer.Option(help="OpenAI endpoint (default: the first line's url).")
     ] = None,
     window: Annotated[str, typer.Option("--window", help="completion_window.")] = "24h",
+    budget_usd: Annotated[
+        str | None,
+        typer.Option(help="Spend at most this many USD: once reached, the requests not yet "
+                     "sent end with budget_exceeded."),
+    ] = None,
     wait_: Annotated[bool, typer.Option("--wait", help="Show progress until it ends.")] = False,
     poll: Poll = 2.0,
     url: Url = DEFAULT_URL,
     api_key: Key = None,
-) -> None:
+) -> None:  # fmt: skip
     """Upload FILE and create a batch from it; prints the batch id."""
     first = first_object(file)
     with _session(url, api_key) as client:
         batch: AnyBatch
         if "params" in first and "body" not in first:
-            batch = client.messages.batches.create(file)
+            batch = client.messages.batches.create(file, budget_usd=budget_usd)
         else:
             target = endpoint or first.get("url") or "/v1/chat/completions"
-            batch = client.batches.create(file, endpoint=target, completion_window=window)
+            batch = client.batches.create(
+                file, endpoint=target, completion_window=window, budget_usd=budget_usd
+            )
         typer.echo(batch.id)
         if wait_:
             _finish(_watch(client, batch.id, poll, None))
@@ -179,10 +186,11 @@ def _describe(batch: AnyBatch, console: Console) -> None:
     console.print(f"[bold]{batch.id}[/]  {snap.status}")
     console.print(f"  requests  {snap.done}/{snap.total} done, {snap.succeeded} succeeded, "
                   f"{snap.failed} failed")  # fmt: skip
+    if isinstance(batch, Batch) and batch.usage is not None:
+        console.print(f"  tokens    {batch.usage.input_tokens} in, "
+                      f"{batch.usage.output_tokens} out")  # fmt: skip
+    _describe_spend(batch.raw, console)
     if isinstance(batch, Batch):
-        if batch.usage is not None:
-            console.print(f"  tokens    {batch.usage.input_tokens} in, "
-                          f"{batch.usage.output_tokens} out")  # fmt: skip
         for label, fid in (("output", batch.output_file_id), ("errors", batch.error_file_id)):
             if fid:
                 console.print(f"  {label:<9} {fid}")
@@ -190,6 +198,22 @@ def _describe(batch: AnyBatch, console: Console) -> None:
             where = f"line {err.line}" if err.line else "file"
             console.print(f"  [red]{where}[/] {err.param or ''}: {err.message}", markup=True)
     console.print(f"  results   batchgate results {batch.id} -o results.jsonl", markup=False)
+
+
+def _describe_spend(raw: dict[str, Any], console: Console) -> None:
+    """The batchgate extension fields ``cost`` and ``budget``, when the server sent them."""
+    cost, budget = raw.get("cost"), raw.get("budget")
+    if isinstance(cost, dict):
+        known = f"${cost.get('usd')}"
+        if not cost.get("priced", True):
+            known = f"at least {known} (some requests were on a model with no price)"
+        console.print(f"  cost      {known}", markup=False)
+    if isinstance(budget, dict):
+        reached = " (reached: requests not yet sent end with budget_exceeded)"
+        console.print(
+            f"  budget    ${budget.get('usd')}{reached if budget.get('reached') else ''}",
+            markup=False,
+        )
 
 
 def wait(

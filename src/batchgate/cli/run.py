@@ -42,6 +42,8 @@ from batchgate.cli.common import (
     first_object,
 )
 from batchgate.cli.runstate import RunState, fingerprint
+from batchgate.domain.budget import parse_budget_usd
+from batchgate.domain.cost import usd
 from batchgate.errors import BatchgateError, ConfigError
 
 if TYPE_CHECKING:
@@ -84,6 +86,7 @@ class RunArgs:
     max_attempts: int
     retry_base_delay: float
     argv: tuple[str, ...]  # as typed, for the resume hint
+    budget_usd: str | None = None
 
 
 def register(app: typer.Typer) -> None:
@@ -112,6 +115,11 @@ def run_command(
     endpoint: Annotated[
         str | None, Opt(help="Batch endpoint (default: the first line's url).")
     ] = None,
+    budget_usd: Annotated[
+        str | None,
+        Opt(help="Spend at most this many USD (needs prices): once reached, the lines not yet "
+            "sent end with budget_exceeded."),
+    ] = None,
     fresh: Annotated[bool, Opt("--fresh", help="Discard earlier state and start over.")] = False,
     state_dir: Annotated[
         Path | None, Opt(help="State directory (default: OUTPUT.batchgate beside OUTPUT).")
@@ -128,7 +136,7 @@ def run_command(
         endpoint, fresh,
         UpstreamOptions(upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
                         max_lines, max_file_mb),
-        max_attempts, retry_base_delay, tuple(sys.argv[1:]),
+        max_attempts, retry_base_delay, tuple(sys.argv[1:]), budget_usd,
     )  # fmt: skip
     try:
         code = execute(args)
@@ -173,6 +181,7 @@ def _check_paths(args: RunArgs) -> None:
 
     if args.endpoint is not None and args.endpoint not in ENDPOINTS:
         raise ConfigError(f"--endpoint {args.endpoint!r}: expected one of {', '.join(ENDPOINTS)}.")
+    parse_budget_usd(args.budget_usd, "--budget-usd")
     paths = [p.resolve() for p in (args.input, args.output, args.errors) if p is not None]
     if len(set(paths)) < len(paths):
         raise ConfigError("INPUT, --output and --errors must each name a different file.")
@@ -230,6 +239,12 @@ def _find_or_create(service: Service, args: RunArgs) -> dict[str, Any]:
                 f"This run's batch uses endpoint {batch['endpoint']}, not {args.endpoint}; "
                 "drop --endpoint to resume it, or pass --fresh to start over."
             )
+        budget = parse_budget_usd(args.budget_usd, "--budget-usd")
+        if budget is not None and budget != batch["budget_ticks"]:
+            raise ConfigError(
+                f"This run's batch has {_budget(batch)}, not {usd(budget)} USD; drop "
+                "--budget-usd to resume it, or pass --fresh to start over."
+            )
         return batch
     try:
         with open(args.input, "rb") as src:
@@ -239,7 +254,8 @@ def _find_or_create(service: Service, args: RunArgs) -> dict[str, Any]:
             raise ConfigError(f"{exc.message} Pass --max-file-mb N to allow more.") from None
         raise
     body = {"input_file_id": file["id"], "completion_window": WINDOW,
-            "endpoint": args.endpoint or first_url(args.input)}  # fmt: skip
+            "endpoint": args.endpoint or first_url(args.input),
+            "budget_usd": args.budget_usd}  # fmt: skip
     return service.create_openai_batch("", body)
 
 
@@ -397,6 +413,7 @@ def summary(
         f"  this run  {ran} finished, {format_rate(ran / max(elapsed, 1e-3))} req/s{earlier}",
         f"  tokens    {tokens_in + tokens_out} ({tokens_in} in, {tokens_out} out)",
         f"  cost      {_cost(batch)}",
+        *([f"  budget    {_budget(batch)}"] if batch["budget_ticks"] is not None else []),
         f"  output    {args.output} ({tally.succeeded if args.errors else total} lines)",
     ]
     if args.errors is not None:
@@ -406,12 +423,17 @@ def summary(
 
 
 def _cost(batch: dict[str, Any]) -> str:
-    from batchgate.domain.cost import usd
-
     known = f"${usd(int(batch['cost_ticks'] or 0))}"
     if batch["unpriced"]:
         return f"at least {known} ({batch['unpriced']} requests on a model with no price)"
     return known
+
+
+def _budget(batch: dict[str, Any]) -> str:
+    if batch["budget_ticks"] is None:
+        return "no budget"
+    reached = " (reached)" if batch["cost_ticks"] >= batch["budget_ticks"] else ""
+    return f"a budget of {usd(batch['budget_ticks'])} USD{reached}"
 
 
 def _report_interrupted(console: Console, batch: dict[str, Any], args: RunArgs) -> None:

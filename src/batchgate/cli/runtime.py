@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import typer
 
 from batchgate.config import Config, Limits, flag_upstreams, load_config
 from batchgate.engine.retry import RetryPolicy
 from batchgate.engine.worker import WorkerOptions
-from batchgate.errors import ConfigError
+from batchgate.errors import BatchgateError, ConfigError
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.sql import Store, open_store
 
@@ -39,6 +43,28 @@ def open_backends(opts: StoreOptions) -> tuple[Store, BlobStore]:
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     url = opts.database_url or f"sqlite:///{(opts.data_dir / 'batchgate.db').resolve()}"
     return open_store(url), BlobStore(opts.data_dir / "blobs")
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """A BatchgateError inside becomes ``error: <message>`` on stderr and exit status 1."""
+    try:
+        yield
+    except BatchgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def operator_store(data_dir: Path, database_url: str | None) -> Iterator[Store]:
+    """The server's store for an operator command (``keys``, ``budgets``), closed after;
+    errors reported as ``reported`` does."""
+    with reported():
+        store, _ = open_backends(StoreOptions(data_dir, database_url))
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def build_config(opts: UpstreamOptions) -> Config:

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 import httpx
 
 from batchgate.client import _flows, _ops
-from batchgate.client._bodies import FileSource, Requests
+from batchgate.client._bodies import Budget, FileSource, Requests
 from batchgate.client._http import AsyncSender, Settings
 from batchgate.client._lines import OnBadLine
 from batchgate.client.types import (
@@ -136,10 +136,12 @@ class Batches(_Batches[Batch, BatchResult]):
         endpoint: str = "/v1/chat/completions",
         completion_window: str = "24h",
         metadata: Mapping[str, str] | None = None,
+        budget_usd: Budget | None = None,
     ) -> Batch:
         """A batch from ``requests`` (dicts or a JSONL path, uploaded first) or an uploaded
-        ``input_file_id``: exactly one of them."""
-        body = _ops.batch_body(endpoint, completion_window, metadata)
+        ``input_file_id``: exactly one of them. ``budget_usd``: the most the batch may spend;
+        once reached, the requests not yet sent end with ``budget_exceeded``."""
+        body = _ops.batch_body(endpoint, completion_window, metadata, budget_usd)
         return await self._send.run(_flows.create_batch(requests, input_file_id, body))
 
     async def list(self, *, limit: int | None = None, after: str | None = None) -> Page[Batch]:
@@ -158,10 +160,10 @@ class MessageBatches(_Batches[MessageBatch, MessageBatchResult]):
     def __init__(self, sender: AsyncSender) -> None:
         super().__init__(sender, _ops.ANTHROPIC)
 
-    async def create(self, requests: Requests) -> MessageBatch:
+    async def create(self, requests: Requests, *, budget_usd: Budget | None = None) -> MessageBatch:
         """A Message Batch from ``{"custom_id", "params"}`` dicts or a JSONL path; the body
-        is generated as it is sent."""
-        return await self._send.call(_ops.create_message_batch(requests))
+        is generated as it is sent. ``budget_usd`` as for ``batches.create``."""
+        return await self._send.call(_ops.create_message_batch(requests, budget_usd))
 
     async def list(
         self,

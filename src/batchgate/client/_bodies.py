@@ -20,6 +20,7 @@ CHUNK = 64 * 1024
 PathLike = str | os.PathLike[str]
 Requests = Iterable[Mapping[str, Any]] | PathLike
 FileSource = PathLike | bytes | IO[bytes] | Iterable[Mapping[str, Any]]
+Budget = int | float | str  # USD: a number, or a decimal string such as "2.50"
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,9 @@ def batch_lines(requests: Iterable[Mapping[str, Any]], endpoint: str) -> Iterato
         yield line
 
 
-def message_requests(requests: Requests) -> Body:
-    """``{"requests": [...]}`` generated item by item (a missing path fails here, at once)."""
+def message_requests(requests: Requests, budget_usd: Budget | None = None) -> Body:
+    """``{"requests": [...]}`` generated item by item (a missing path fails here, at once),
+    with ``budget_usd`` after the list when given."""
     items: Iterable[Mapping[str, Any]]
     if isinstance(requests, str | os.PathLike):
         path = Path(requests)
@@ -160,6 +162,7 @@ def message_requests(requests: Requests) -> Body:
         yield b'{"requests":['
         for n, line in enumerate(jsonl_lines(items)):
             yield (b"," if n else b"") + line[:-1]
-        yield b"]}"
+        budget = b"" if budget_usd is None else b',"budget_usd":' + json.dumps(budget_usd).encode()
+        yield b"]" + budget + b"}"
 
     return Body(lambda: coalesce(parts()), "application/json")

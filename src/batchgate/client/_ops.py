@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from batchgate.client._bodies import Body, FileSource, Requests, message_requests, multipart
+from batchgate.client._bodies import Body, Budget, FileSource, Requests, message_requests, multipart
 from batchgate.client.errors import APIResponseError, APIStatusError, status_error_class
 from batchgate.client.types import (
     Batch,
@@ -184,11 +184,14 @@ ANTHROPIC = BatchCalls(MESSAGE_BATCHES, MessageBatch.from_wire, MessageBatchResu
 
 
 def batch_body(
-    endpoint: str, completion_window: str, metadata: Mapping[str, str] | None
-) -> dict[str, Any]:
+    endpoint: str, completion_window: str, metadata: Mapping[str, str] | None,
+    budget_usd: Budget | None = None,
+) -> dict[str, Any]:  # fmt: skip
     body: dict[str, Any] = {"endpoint": endpoint, "completion_window": completion_window}
     if metadata is not None:
         body["metadata"] = dict(metadata)
+    if budget_usd is not None:
+        body["budget_usd"] = budget_usd
     return body
 
 
@@ -196,8 +199,10 @@ def create_batch(body: dict[str, Any]) -> Call[Batch]:
     return Call("POST", BATCHES, reader(Batch.from_wire), json=body)
 
 
-def create_message_batch(requests: Requests) -> Call[MessageBatch]:
-    body = message_requests(requests)
+def create_message_batch(
+    requests: Requests, budget_usd: Budget | None = None
+) -> Call[MessageBatch]:
+    body = message_requests(requests, budget_usd)
     return Call("POST", MESSAGE_BATCHES, reader(MessageBatch.from_wire), body=body)
 
 
