@@ -205,16 +205,20 @@ def sim_stats(sim_v1: str) -> dict[str, Any]:
 
 
 def start_server(
-    procs: Processes, *, data_dir: Path, upstream: str, concurrency: int, core: int,
+    procs: Processes, *, data_dir: Path, upstream: str | Path, concurrency: int, core: int,
     extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[Any], str]:  # fmt: skip
     """``batchgate serve`` (SQLite in ``data_dir``) pinned to ``core``; returns it and its
-    ``…/v1`` base URL once ``/health`` answers."""
+    ``…/v1`` base URL once ``/health`` answers. ``upstream``: a URL, or a config file (whose
+    providers then carry their own concurrency)."""
     port = free_port()
+    where = (
+        ["--config", str(upstream)] if isinstance(upstream, Path)
+        else ["--upstream", upstream, "--concurrency", str(concurrency)]
+    )  # fmt: skip
     cmd = [
-        BATCHGATE, "serve", "--port", str(port), "--data-dir", str(data_dir),
-        "--upstream", upstream, "--concurrency", str(concurrency), "--log-level", "warning",
-        *extra,
+        BATCHGATE, "serve", "--port", str(port), "--data-dir", str(data_dir), *where,
+        "--log-level", "warning", *extra,
     ]  # fmt: skip
     proc = procs.add(start_pinned(cmd, core, stdout=None))
     base = f"http://127.0.0.1:{port}"

@@ -115,14 +115,17 @@ def count_output(client: openai.OpenAI, file_id: str) -> tuple[int, int]:
 
 def run_batchgate(
     procs: harness.Processes, args: argparse.Namespace, input_path: Path, sim: Any, c: int,
-    profile: Path | None,
+    profile: Path | None, *, config: Path | None = None, create_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
+    """One batchgate run; ``config``: serve with this file instead of ``--upstream`` (the
+    simulator); ``create_extra``: extension fields of the batch create (``extra_body``)."""
     sim_proc, sim_v1 = sim
     harness.sim_reset(sim_v1)
     with harness.temp_dir("batchgate-bench-") as data_dir:
         server, base = harness.start_server(
-            procs, data_dir=data_dir, upstream=sim_v1, concurrency=c, core=args.server_core
-        )
+            procs, data_dir=data_dir, upstream=config or sim_v1, concurrency=c,
+            core=args.server_core,
+        )  # fmt: skip
         spy = None
         try:
             client = openai.OpenAI(base_url=base, api_key="bench", max_retries=0, timeout=600)
@@ -142,7 +145,7 @@ def run_batchgate(
                 with harness.InFlightSampler(sim_v1, args.n, c) as pipe:
                     batch = client.batches.create(
                         input_file_id=upload.id, endpoint="/v1/chat/completions",
-                        completion_window="24h",
+                        completion_window="24h", extra_body=create_extra,
                     )  # fmt: skip
                     batch, phases = _wait_batch(
                         client, batch, args.poll, time.monotonic() + args.timeout, sampler

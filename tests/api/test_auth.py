@@ -64,8 +64,9 @@ LIST_ROUTES = [
     ("GET", "/v1/files"), ("GET", "/v1/batches"), ("GET", "/v1/messages/batches"),
     ("GET", "/qai/v1/batch/jobs"),
 ]  # fmt: skip
-# Usage names tenants, not objects: walked by ``test_usage_shows_only_the_callers_tenant``.
-USAGE_ROUTES = [("GET", "/v1/usage")]
+# Usage and budgets name tenants, not objects: walked by
+# ``test_usage_and_budgets_show_only_the_callers_tenant``.
+USAGE_ROUTES = [("GET", "/v1/usage"), ("GET", "/v1/budgets")]
 CREATE_ROUTES = [
     ("POST", "/v1/files"), ("POST", "/v1/batches"), ("POST", "/v1/messages/batches"),
     ("POST", "/qai/v1/batch"), ("POST", "/qai/v1/batch/jsonl"),
@@ -241,12 +242,22 @@ def _listed_ids(page: dict[str, Any]) -> set[str]:
     return {x["id"] for x in page["data"]}
 
 
-def test_usage_shows_only_the_callers_tenant(world: World) -> None:
-    (method, path), seen = USAGE_ROUTES[0], {}
-    for who, key in (("a", world.a), ("b", world.b), ("admin", world.admin)):
-        r = world.call(method, path, key)
-        assert r.status_code == 200, r.text
-        seen[who] = {g["tenant"] for g in r.json()["data"]}
+@pytest.mark.parametrize(("method", "path"), USAGE_ROUTES)
+def test_usage_and_budgets_show_only_the_callers_tenant(
+    world: World, method: str, path: str
+) -> None:
+    seen: dict[str, set[str]] = {}
+    tenants = ("team-a", "bob")
+    for tenant in tenants:  # only while this test runs: the world's models have no price
+        world.srv.store.set_budget(tenant, 10**12, "month", 0)
+    try:
+        for who, key in (("a", world.a), ("b", world.b), ("admin", world.admin)):
+            r = world.call(method, path, key)
+            assert r.status_code == 200, r.text
+            seen[who] = {g["tenant"] for g in r.json()["data"]}
+    finally:
+        for tenant in tenants:
+            world.srv.store.delete_budget(tenant)
     assert seen["a"] == {"team-a"} and seen["b"] <= {"bob"}
     assert seen["a"] | seen["b"] <= seen["admin"]
     r = world.call(method, path + "?tenant=team-a", world.b)  # a filter is no way round it

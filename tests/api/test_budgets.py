@@ -121,8 +121,13 @@ def test_a_tenant_budget_spans_the_tenants_batches(
     team = [r for d in docs[:2] for r in rows(srv, d["id"]) if r[3] == "succeeded"]
     spent, dearest = sum(r[2] for r in team), max(r[2] for r in team)
     assert cap <= spent < cap + dearest
-    (entry,) = srv.store.list_budgets(0)
-    assert entry["spent_ticks"] == spent and entry["reserved_ticks"] == 0
+    (entry,) = http.get("/v1/budgets", headers=bearer(key)).json()["data"]
+    assert entry == {
+        "tenant": "team", "period": "month", "budget": {"ticks": cap, "usd": usd(cap)},
+        "spent": {"ticks": spent, "usd": usd(spent)},
+        "reserved": {"ticks": 0, "usd": "0.000000000"}, "reached": True,
+    }  # fmt: skip
+    assert http.get("/v1/budgets", headers=bearer(other)).json() == {"object": "list", "data": []}
     assert docs[2]["request_counts"]["completed"] == 20  # bob has no budget
     stopped = [e for d in docs[:2] for e in _error_lines(srv, d, bearer(key))]
     assert stopped and {e["error"]["code"] for e in stopped} == {EXCEEDED}

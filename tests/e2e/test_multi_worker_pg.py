@@ -131,3 +131,43 @@ def test_two_workers_share_a_batch_and_survive_a_kill(
     log = survivor.stderr_path.read_text(errors="replace")
     assert "leases_reclaimed" in log, "the survivor never reclaimed the dead worker's leases"
     client.close()
+
+
+def test_two_workers_keep_one_budget(
+    pg_url: str, tmp_path: Path, procs: Procs, request: pytest.FixtureRequest
+) -> None:
+    """Two worker processes, 32 requests in flight each, lease one budgeted batch: the row
+    locks on PostgreSQL keep their combined spend within one request's cost of the cap."""
+    data = tmp_path / "data"
+    _, upstream = procs.simulator("--latency-ms", "40", "--jitter-ms", "20")
+    config = tmp_path / "priced.toml"
+    config.write_text(
+        f'default = "sim"\n[providers.sim]\nurl = "{upstream}"\nconcurrency = 32\n'
+        'prices = { "*" = { input = 1.0, output = 2.0 } }\n'  # 1,000 / 2,000 ticks a token
+    )
+    common = ("--database-url", pg_url, "--data-dir", str(data), "--config", str(config))
+    api = procs.serve("--no-worker", *common)
+    for _ in range(2):
+        procs.worker(*common)
+    conn = psycopg.connect(pg_url, autocommit=True, connect_timeout=5)
+    request.addfinalizer(conn.close)
+    db = Db(conn)
+    assert api.port is not None
+    client = sdk(api.port)
+    f = client.files.create(file=("input.jsonl", chat_lines(N)), purpose="batch")
+    cap = 20_000_000  # ticks: about 200 of these requests
+    batch_id = client.batches.create(
+        input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h",
+        extra_body={"budget_usd": "0.02"},
+    ).id  # fmt: skip
+    procs.wait_until(lambda: db.batch(batch_id)[0] in TERMINAL, "batch ends", 60.0)
+    rows = conn.execute(
+        "SELECT state, cost_ticks, error_code FROM requests WHERE batch_id = %s", (batch_id,)
+    ).fetchall()
+    sent = [int(cost) for state, cost, _ in rows if state == "succeeded"]
+    spent = sum(sent)
+    assert cap <= spent < cap + max(sent), (spent, max(sent))
+    assert 64 < len(sent) < N  # more than both workers hold in flight at once
+    assert {code for state, _, code in rows if state != "succeeded"} == {"budget_exceeded"}
+    assert db.batch(batch_id)[:3] == ("completed", len(sent), N - len(sent))
+    client.close()

@@ -1,6 +1,7 @@
-"""``GET /v1/usage``, a batchgate extension in the OpenAI envelope: requests, tokens and cost
-per tenant (and model) over a time range. A key sees its own tenant; an admin key every
-tenant, or the one named by ``tenant=``."""
+"""``GET /v1/usage`` and ``GET /v1/budgets``, batchgate extensions in the OpenAI envelope:
+requests, tokens and cost per tenant (and model) over a time range, and each tenant budget with
+its spend in the current period. A key sees its own tenant; an admin key every tenant, or the
+one named by ``tenant=``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchgate.api.common import caller_of, service_of
+from batchgate.domain.budget import tenant_budget_object
 from batchgate.domain.usage import time_range, usage_object
 from batchgate.errors import InvalidRequest
 
@@ -27,6 +29,13 @@ async def usage(request: Request) -> Response:
         by_model=by_model,
     )  # fmt: skip
     return JSONResponse(usage_object(start, end, groups, by_model=by_model))
+
+
+async def budgets(request: Request) -> Response:
+    svc = service_of(request)
+    tenant = _tenant(request, request.query_params.get("tenant"))
+    rows = await svc.store.call(svc.store.list_budgets, time.time(), tenant)
+    return JSONResponse({"object": "list", "data": [tenant_budget_object(r) for r in rows]})
 
 
 def _by_model(group_by: str | None) -> bool:
@@ -46,12 +55,15 @@ def _tenant(request: Request, asked: str | None) -> str | None:
         return asked
     if asked is not None and asked != caller.tenant:
         raise InvalidRequest(
-            "Invalid 'tenant': only an admin key reads another tenant's usage; this key's "
-            "usage is its own tenant's (leave 'tenant' out).",
+            "Invalid 'tenant': only an admin key reads another tenant's usage and budget; "
+            "this key's are its own tenant's (leave 'tenant' out).",
             param="tenant", code="invalid_value",
         )  # fmt: skip
     return caller.tenant
 
 
 def routes() -> list[Route]:
-    return [Route("/v1/usage", usage, methods=["GET"])]
+    return [
+        Route("/v1/usage", usage, methods=["GET"]),
+        Route("/v1/budgets", budgets, methods=["GET"]),
+    ]

@@ -27,6 +27,7 @@ __all__ = [
     "parse_budget_usd",
     "period_start_day",
     "reservation",
+    "tenant_budget_object",
     "tenant_ended_message",
 ]
 
@@ -88,6 +89,20 @@ def budget_object(row: dict[str, Any]) -> dict[str, Any] | None:
     if ticks is None:
         return None
     return {"ticks": int(ticks), "usd": usd(int(ticks)), "reached": row["cost_ticks"] >= ticks}
+
+
+def tenant_budget_object(row: dict[str, Any]) -> dict[str, Any]:
+    """One tenant budget as ``GET /v1/budgets`` shows it (a row of ``Store.list_budgets``)."""
+
+    def amount(ticks: int) -> dict[str, Any]:
+        return {"ticks": ticks, "usd": usd(ticks)}
+
+    budget, spent = int(row["budget_ticks"]), int(row["spent_ticks"])
+    return {
+        "tenant": row["tenant"], "period": row["period"], "budget": amount(budget),
+        "spent": amount(spent), "reserved": amount(int(row["reserved_ticks"])),
+        "reached": spent >= budget,
+    }  # fmt: skip
 
 
 def batch_ended_message(budget_ticks: int) -> str:

@@ -91,13 +91,16 @@ class BudgetRecords:
             r = conn.execute(select(budgets).where(budgets.c.tenant == tenant)).mappings().first()
         return dict(r) if r else None
 
-    def list_budgets(self, now: float) -> list[Row]:
-        """Every tenant budget, by tenant, with ``spent_ticks`` in its current period and
-        ``reserved_ticks`` held by the tenant's leased rows."""
+    def list_budgets(self, now: float, tenant: str | None = None) -> list[Row]:
+        """Every tenant budget (or ``tenant``'s alone), by tenant, with ``spent_ticks`` in its
+        current period and ``reserved_ticks`` held by the tenant's leased rows."""
         sql = self._q(f"SELECT {_TENANT_SPENT}, {_TENANT_RESERVED}")
+        q = select(budgets).order_by(budgets.c.tenant)
+        if tenant is not None:
+            q = q.where(budgets.c.tenant == tenant)
         out = []
         with self.read() as conn:
-            rows = conn.execute(select(budgets).order_by(budgets.c.tenant)).mappings().all()
+            rows = conn.execute(q).mappings().all()
             for r in rows:
                 since = period_start_day(r["period"], now)
                 spent, reserved = conn.exec_driver_sql(sql, (r["tenant"], since, r["tenant"])).one()

@@ -481,7 +481,7 @@ class Store(KeyRecords, UsageRecords, BudgetRecords):
         due = conn.exec_driver_sql(
             self._q(
                 "SELECT line, reserve_ticks FROM requests WHERE batch_id = ? AND upstream = ? "
-                f"AND state = 'queued' AND next_attempt_at <= ? ORDER BY line LIMIT ?"
+                "AND state = 'queued' AND next_attempt_at <= ? ORDER BY line LIMIT ?"
                 f"{self._skip_locked()}"
             ),
             (batch_id, upstream, now, share),
