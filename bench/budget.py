@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import harness
-import orjson
 import run
 
 HERE = Path(__file__).resolve().parent
@@ -91,19 +90,8 @@ def table(cases: list[dict[str, Any]]) -> str:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=20_000, help="requests in the batch")
-    parser.add_argument("--latencies", default="0,50", help="simulated latencies, ms")
-    parser.add_argument("--concurrency", default="64,256", help="in flight, comma-separated")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--poll", type=float, default=0.1, help="batch poll interval, s")
-    parser.add_argument("--timeout", type=float, default=900.0, help="per run, s")
-    parser.add_argument("--sim-core", type=int, default=0, help="simulator and this driver")
-    parser.add_argument("--server-core", type=int, default=1, help="batchgate")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "budget.json")
-    args = parser.parse_args()
-    args.latency_list = [float(x) for x in args.latencies.split(",")]
-    args.concurrency_list = [int(x) for x in args.concurrency.split(",")]
+    args = run.sweep_args(run.sweep_parser(__doc__.split("\n")[0]))
+    args.out = args.out or HERE / "results" / "budget.json"
     return args
 
 
@@ -116,18 +104,8 @@ def main() -> None:
         f"repeats={args.repeats} on {info['nproc']} x {info['cpu_model']}",
         flush=True,
     )
-    cases: list[dict[str, Any]] = []
     started = time.perf_counter()
-    with harness.Processes() as procs, harness.temp_dir("batchgate-bench-input-") as work:
-        input_path = work / "input.jsonl"
-        harness.write_input(input_path, args.n)
-        for latency in args.latency_list:
-            sim = harness.start_simulator(procs, latency, args.sim_core)
-            try:
-                for c in args.concurrency_list:
-                    cases.append(run_case(procs, args, input_path, sim, latency, c, work))
-            finally:
-                procs.stop(sim[0])
+    cases = harness.sweep(args, run_case)
     info["load_avg_end"] = harness.loadavg()
     result = {
         "benchmark": "bench/budget.py",
@@ -138,11 +116,7 @@ def main() -> None:
         "total_s": time.perf_counter() - started,
         "cases": cases,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print()
-    print(table(cases))
-    print(f"\nresults: {args.out}")
+    harness.write_results(args.out, result, table(cases))
 
 
 if __name__ == "__main__":

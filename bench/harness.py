@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -403,3 +403,35 @@ def loadavg() -> tuple[float, float, float]:
 
 def fmt_range(s: dict[str, float], fmt: str = "{:,.0f}") -> str:
     return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
+
+
+# -- running a sweep and keeping its figures ----------------------------------------------------
+
+RunCase = Callable[..., dict[str, Any]]  # (procs, args, input, sim, latency, c, work) -> case
+
+
+def sweep(args: Any, run_case: RunCase) -> list[dict[str, Any]]:
+    """Every (latency, concurrency) case of ``args`` on one ``args.n``-line input file, one
+    simulator per latency (pinned to ``args.sim_core``); sets ``args.input_bytes``."""
+    cases: list[dict[str, Any]] = []
+    with Processes() as procs, temp_dir("batchgate-bench-input-") as work:
+        input_path = work / "input.jsonl"
+        args.input_bytes = write_input(input_path, args.n)
+        for latency in args.latency_list:
+            sim = start_simulator(procs, latency, args.sim_core)
+            try:
+                for c in args.concurrency_list:
+                    cases.append(run_case(procs, args, input_path, sim, latency, c, work))
+            finally:
+                procs.stop(sim[0])
+    return cases
+
+
+def write_results(path: Path, result: dict[str, Any], table: str) -> None:
+    """The JSON record to ``path``, then the Markdown tables and where the record went."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print()
+    print(table)
+    load = result.get("machine", {}).get("load_avg_end")
+    print(f"\nresults: {path}" + (f"  (load average at the end: {load})" if load else ""))

@@ -129,26 +129,15 @@ def main() -> None:
     parser.add_argument("--server-core", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "local-run.json")
     args = parser.parse_args()
+    args.latency_list = [float(x) for x in args.latencies.split(",")]
+    args.concurrency_list = [int(x) for x in args.concurrency.split(",")]
     harness.pin_self(args.sim_core)
     info = harness.machine()
-    cases = []
-    with harness.Processes() as procs, harness.temp_dir("batchgate-bench-input-") as work:
-        input_path = work / "input.jsonl"
-        harness.write_input(input_path, args.n)
-        for latency in [float(x) for x in args.latencies.split(",")]:
-            sim = harness.start_simulator(procs, latency, args.sim_core)
-            try:
-                for c in [int(x) for x in args.concurrency.split(",")]:
-                    cases.append(run_case(procs, args, input_path, sim, latency, c, work))
-            finally:
-                procs.stop(sim[0])
+    cases = harness.sweep(args, run_case)
     info["load_avg_end"] = harness.loadavg()
     result = {"benchmark": "bench/local_run.py", "command": " ".join(sys.argv),
               "machine": info, "n": args.n, "cases": cases}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print(table(cases))
-    print(f"\nresults: {args.out}  (load average at the end: {info['load_avg_end']})")
+    harness.write_results(args.out, result, table(cases))
 
 
 if __name__ == "__main__":

@@ -314,8 +314,9 @@ def _occupancy(side: dict[str, Any]) -> str:
     return f"{side['occupancy']['median']:.0%}" if "occupancy" in side else "n/a"
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def sweep_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a sweep through ``run_batchgate`` (this script's and ``budget.py``'s)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--n", type=int, default=20_000, help="requests in the batch")
     parser.add_argument("--latencies", default="0,50", help="simulated latencies, ms")
     parser.add_argument("--concurrency", default="64,256", help="in flight, comma-separated")
@@ -325,13 +326,23 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sim-core", type=int, default=0, help="simulator and this driver")
     parser.add_argument("--server-core", type=int, default=1, help="batchgate / direct loop")
     parser.add_argument("--out", type=Path, default=None, help="results JSON file")
+    return parser
+
+
+def sweep_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    args.latency_list = [float(x) for x in args.latencies.split(",")]
+    args.concurrency_list = [int(x) for x in args.concurrency.split(",")]
+    return args
+
+
+def parse_args() -> argparse.Namespace:
+    parser = sweep_parser(__doc__.split("\n")[0])
     parser.add_argument(
         "--profile", type=Path, default=None,
         help="directory: record each batchgate run with py-spy (perturbs the figures)",
     )  # fmt: skip
-    args = parser.parse_args()
-    args.latency_list = [float(x) for x in args.latencies.split(",")]
-    args.concurrency_list = [int(x) for x in args.concurrency.split(",")]
+    args = sweep_args(parser)
     if args.out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         args.out = HERE / "results" / f"run-{args.n}-{stamp}.json"
@@ -348,18 +359,8 @@ def main() -> None:
         f"load {info['load_avg_start']}",
         flush=True,
     )
-    cases: list[dict[str, Any]] = []
     started = time.perf_counter()
-    with harness.Processes() as procs, harness.temp_dir("batchgate-bench-input-") as work:
-        input_path = work / "input.jsonl"
-        size = harness.write_input(input_path, args.n)
-        for latency in args.latency_list:
-            sim = harness.start_simulator(procs, latency, args.sim_core)
-            try:
-                for c in args.concurrency_list:
-                    cases.append(run_case(procs, args, input_path, sim, latency, c, work))
-            finally:
-                procs.stop(sim[0])
+    cases = harness.sweep(args, run_case)
     info["load_avg_end"] = harness.loadavg()
     info["cpu_busy_other"] = _other_processes_hint()
     result = {
@@ -367,18 +368,14 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": info,
         "n": args.n,
-        "input_bytes": size,
+        "input_bytes": args.input_bytes,
         "repeats": args.repeats,
         "poll_s": args.poll,
         "cores": {"simulator_and_driver": args.sim_core, "server_or_direct": args.server_core},
         "total_s": time.perf_counter() - started,
         "cases": cases,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print()
-    print(table(cases, args.n))
-    print(f"\nresults: {args.out}  (load average at the end: {info['load_avg_end']})")
+    harness.write_results(args.out, result, table(cases, args.n))
 
 
 def _other_processes_hint() -> list[str]:
