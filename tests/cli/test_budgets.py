@@ -15,7 +15,7 @@ from batchgate.domain.budget import EXCEEDED
 from batchgate.sim import SimHandle
 from tests.api.test_cost import priced_config
 from tests.cli.test_run import lines, run, sim_requests
-from tests.helpers.procs import Procs, chat_lines
+from tests.helpers.procs import Procs, chat_lines, priced_config_file
 from tests.helpers.servers import ServerHandle
 
 pytestmark = pytest.mark.timeout(60)
@@ -68,11 +68,7 @@ def test_budgets_set_refuses_bad_values(tmp_path: Path, args: list[str], said: s
 
 def test_run_with_a_budget_stops_and_says_so(procs: Procs, tmp_path: Path) -> None:
     _, upstream = procs.simulator()
-    config = tmp_path / "bg.toml"
-    config.write_text(
-        f'default = "sim"\n[providers.sim]\nurl = "{upstream}"\n'
-        'prices = { "*" = { input = 1.0, output = 2.0 } }\n'  # USD per million tokens
-    )
+    config = priced_config_file(tmp_path / "bg.toml", upstream)
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_bytes(chat_lines(100))
     budget = "0.000200"  # 200,000 ticks: a few dozen of these requests

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.procs import Proc, Procs, batchgate_argv, chat_lines
+from tests.helpers.procs import Proc, Procs, batchgate_argv, chat_lines, priced_config_file
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -282,11 +282,7 @@ def test_no_upstream_names_the_options(procs: Procs, tmp_path: Path) -> None:
 
 def test_the_summary_prices_the_run_from_the_config(procs: Procs, tmp_path: Path) -> None:
     _, upstream = procs.simulator()
-    config = tmp_path / "bg.toml"
-    config.write_text(
-        f'default = "sim"\n[providers.sim]\nurl = "{upstream}"\n'
-        'prices = { "*" = { input = 1.0, output = 2.0 } }\n'  # USD per million tokens
-    )
+    config = priced_config_file(tmp_path / "bg.toml", upstream)
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_bytes(chat_lines(20))
     done = run(procs, str(src), "-o", str(out), "--config", str(config))

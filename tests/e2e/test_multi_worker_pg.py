@@ -15,7 +15,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers.procs import TERMINAL, Proc, Procs, chat_lines, read_results, sdk
+from tests.helpers.procs import (
+    TERMINAL,
+    Proc,
+    Procs,
+    chat_lines,
+    priced_config_file,
+    read_results,
+    sdk,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,6 +67,14 @@ class Db:
         return {str(s): int(n) for s, n in rows}
 
 
+def _connect(pg_url: str, api: Proc, request: pytest.FixtureRequest) -> tuple[Db, Any]:
+    """The test's own view of the database, and the openai SDK on the API process."""
+    conn = psycopg.connect(pg_url, autocommit=True, connect_timeout=5)
+    request.addfinalizer(conn.close)
+    assert api.port is not None
+    return Db(conn), sdk(api.port)
+
+
 def test_two_workers_share_a_batch_and_survive_a_kill(
     pg_url: str, tmp_path: Path, procs: Procs, request: pytest.FixtureRequest
 ) -> None:
@@ -73,11 +89,7 @@ def test_two_workers_share_a_batch_and_survive_a_kill(
         )
         for _ in range(2)
     ]
-    conn = psycopg.connect(pg_url, autocommit=True, connect_timeout=5)
-    request.addfinalizer(conn.close)
-    db = Db(conn)
-    assert api.port is not None
-    client = sdk(api.port)
+    db, client = _connect(pg_url, api, request)
     f = client.files.create(file=("input.jsonl", chat_lines(N)), purpose="batch")
     batch_id = client.batches.create(
         input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h"
@@ -140,20 +152,12 @@ def test_two_workers_keep_one_budget(
     locks on PostgreSQL keep their combined spend within one request's cost of the cap."""
     data = tmp_path / "data"
     _, upstream = procs.simulator("--latency-ms", "40", "--jitter-ms", "20")
-    config = tmp_path / "priced.toml"
-    config.write_text(
-        f'default = "sim"\n[providers.sim]\nurl = "{upstream}"\nconcurrency = 32\n'
-        'prices = { "*" = { input = 1.0, output = 2.0 } }\n'  # 1,000 / 2,000 ticks a token
-    )
+    config = priced_config_file(tmp_path / "priced.toml", upstream, concurrency=32)
     common = ("--database-url", pg_url, "--data-dir", str(data), "--config", str(config))
     api = procs.serve("--no-worker", *common)
     for _ in range(2):
         procs.worker(*common)
-    conn = psycopg.connect(pg_url, autocommit=True, connect_timeout=5)
-    request.addfinalizer(conn.close)
-    db = Db(conn)
-    assert api.port is not None
-    client = sdk(api.port)
+    db, client = _connect(pg_url, api, request)
     f = client.files.create(file=("input.jsonl", chat_lines(N)), purpose="batch")
     cap = 20_000_000  # ticks: about 200 of these requests
     batch_id = client.batches.create(
@@ -161,7 +165,7 @@ def test_two_workers_keep_one_budget(
         extra_body={"budget_usd": "0.02"},
     ).id  # fmt: skip
     procs.wait_until(lambda: db.batch(batch_id)[0] in TERMINAL, "batch ends", 60.0)
-    rows = conn.execute(
+    rows = db.conn.execute(
         "SELECT state, cost_ticks, error_code FROM requests WHERE batch_id = %s", (batch_id,)
     ).fetchall()
     sent = [int(cost) for state, cost, _ in rows if state == "succeeded"]

@@ -233,6 +233,17 @@ def chat_lines(n: int, *, model: str = "sim-model", prefix: str = "req") -> byte
     ).encode()  # fmt: skip
 
 
+def priced_config_file(path: Path, upstream: str, *, concurrency: int | None = None) -> Path:
+    """A config file at ``path`` for one provider, ``sim`` at ``upstream``, pricing every
+    model at 1 / 2 USD per million input / output tokens (1,000 / 2,000 ticks a token)."""
+    limit = f"concurrency = {concurrency}\n" if concurrency is not None else ""
+    path.write_text(
+        f'default = "sim"\n[providers.sim]\nurl = "{upstream}"\n{limit}'
+        'prices = { "*" = { input = 1.0, output = 2.0 } }\n'
+    )
+    return path
+
+
 def sdk(port: int) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=30.0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,13 +17,6 @@ from batchgate.storage.sql import Store, open_store
 from batchgate.storage.types import IngestRow, LeasedRow, RowResult
 
 TICKS = (1.0, 2.0)  # ticks per input / output token
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
-    yield s
-    s.close()
 
 
 def _batch(store: Store, n: int, *, budget: int | None = None, tenant: str = "t",

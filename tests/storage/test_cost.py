@@ -4,20 +4,10 @@ transaction as its tokens, summed onto the batch (SQLite and PostgreSQL via ``db
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from batchgate import ids
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.sql import Store
 from batchgate.storage.types import IngestRow, RowResult
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
-    yield s
-    s.close()
 
 
 def _batch(store: Store) -> str:

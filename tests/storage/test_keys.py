@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from batchgate.domain.keys import check_name, hash_secret, issue
 from batchgate.errors import InvalidRequest, KeyNameTaken, KeyNotFound
-from batchgate.storage.sql import Store, open_store
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
-    yield s
-    s.close()
+from batchgate.storage.sql import Store
 
 
 def _create(store: Store, name: str, tenant: str = "t", admin: bool = False) -> tuple[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -17,15 +16,8 @@ from batchgate.engine.finalize import finalize
 from batchgate.errors import BatchNotFound, InvalidTransition
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.schema import metadata
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.sql import Store
 from batchgate.storage.types import IngestRow, LeasedRow, RowResult
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
-    yield s
-    s.close()
 
 
 def _batch(store: Store, *, status: str = "in_progress", tenant: str = "") -> str:

@@ -4,22 +4,12 @@ the rows finished in ``[start, end)``, grouped by tenant and optionally model.""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from batchgate import ids
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.sql import Store
 from batchgate.storage.types import IngestRow, RowResult
 
 PRICE = (75.0, 300.0)  # ticks per input / output token
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
-    yield s
-    s.close()
 
 
 def _batch(store: Store, tenant: str) -> str:

@@ -1,0 +1,16 @@
+"""The storage tests' one fixture: a migrated Store on each backend in turn (``db_url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from batchgate.storage.sql import Store, open_store
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.close()
