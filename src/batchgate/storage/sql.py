@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import cached_property, partial
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -33,10 +33,12 @@ from batchgate.domain.states import (
 )
 from batchgate.errors import BatchNotFound, StoreUnavailable
 from batchgate.storage import migrate
-from batchgate.storage.budgets import BudgetCap, BudgetRecords
+from batchgate.storage.budgets import BudgetRecords
+from batchgate.storage.files import FileRecords
 from batchgate.storage.keys import KeyRecords
+from batchgate.storage.leases import LeaseRecords
 from batchgate.storage.schema import batches, files, requests
-from batchgate.storage.types import IngestRow, LeasedRow, Row, RowResult
+from batchgate.storage.types import IngestRow, Row, RowResult
 from batchgate.storage.usage import UsageRecords
 
 T = TypeVar("T")
@@ -46,7 +48,6 @@ _REQUEST_ITEM = (
     requests.c.status_code, requests.c.response, requests.c.error_code, requests.c.error_message,
     requests.c.finished_at, requests.c.cost_ticks,
 )  # fmt: skip
-_LEASED = "line, custom_id, body, est_tokens, attempts"  # what a lease returns of each row
 _UNPRICED = (None, None)  # a row's price_in, price_out when its model has no price
 # How a row never sent ends, by error code: its state and default message.
 _NOT_SENT: dict[str, tuple[RowState, str]] = {
@@ -91,9 +92,10 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
-class Store(KeyRecords, UsageRecords, BudgetRecords):
-    """Rows and batches (and API keys, see ``keys.py``; usage, see ``usage.py``; budgets, see
-    ``budgets.py``) in one SQL database; see the module docstring."""
+class Store(FileRecords, LeaseRecords, BudgetRecords, KeyRecords, UsageRecords):
+    """Batches and their rows in one SQL database (see the module docstring), with files
+    (``files.py``), leasing (``leases.py``), budgets (``budgets.py``), API keys (``keys.py``)
+    and usage (``usage.py``) mixed in."""
 
     def __init__(self, url: str, *, threads: int = 8) -> None:
         self.url = normalize_url(url)
@@ -146,47 +148,6 @@ class Store(KeyRecords, UsageRecords, BudgetRecords):
     def ping(self) -> None:
         with self.read() as conn:
             conn.exec_driver_sql("SELECT 1")
-
-    # -- files ------------------------------------------------------------------------------
-
-    def insert_file(self, row: Row) -> None:
-        with self.write() as conn:
-            conn.execute(insert(files).values(**row))
-
-    def get_file(self, file_id: str, tenant: str | None = None) -> Row | None:
-        q = select(files).where(files.c.id == file_id)
-        if tenant is not None:
-            q = q.where(files.c.tenant == tenant)
-        with self.read() as conn:
-            r = conn.execute(q).mappings().first()
-        return dict(r) if r else None
-
-    def list_files(
-        self, tenant: str | None, *, purpose: str | None, after: str | None, limit: int, order: str
-    ) -> tuple[list[Row], bool]:
-        q = select(files)
-        if tenant is not None:
-            q = q.where(files.c.tenant == tenant)
-        if purpose:
-            q = q.where(files.c.purpose == purpose)
-        desc = order == "desc"
-        if after:
-            q = q.where(files.c.id < after if desc else files.c.id > after)
-        q = q.order_by(files.c.id.desc() if desc else files.c.id.asc()).limit(limit + 1)
-        with self.read() as conn:
-            rows = [dict(r) for r in conn.execute(q).mappings()]
-        return rows[:limit], len(rows) > limit
-
-    def delete_file(self, file_id: str, tenant: str | None = None) -> Row | None:
-        with self.write() as conn:
-            q = select(files).where(files.c.id == file_id)
-            if tenant is not None:
-                q = q.where(files.c.tenant == tenant)
-            r = conn.execute(q).mappings().first()
-            if r is None:
-                return None
-            conn.execute(delete(files).where(files.c.id == file_id))
-        return dict(r)
 
     # -- batches ----------------------------------------------------------------------------
 
@@ -403,155 +364,6 @@ class Store(KeyRecords, UsageRecords, BudgetRecords):
                     **{stamp: now},
                 )
             )
-
-    # -- leasing ----------------------------------------------------------------------------
-
-    def dispatchable_batches(self, now: float) -> list[tuple[str, str]]:
-        """(id, endpoint) of batches whose queued rows may be sent now."""
-        with self.read() as conn:
-            rows = conn.execute(
-                select(batches.c.id, batches.c.endpoint)
-                .where(batches.c.status == BatchStatus.IN_PROGRESS.value)
-                .where(batches.c.expires_at > now)
-                .order_by(batches.c.created_at)
-            ).all()
-        return [(str(r[0]), str(r[1])) for r in rows]
-
-    def lease(
-        self,
-        batch_ids: Sequence[str],
-        upstream: str,
-        limit: int,
-        *,
-        owner: str,
-        token: str,
-        now: float,
-        ttl: float,
-    ) -> list[LeasedRow]:
-        """Lease up to ``limit`` due rows for ``upstream``, shared fairly across ``batch_ids``.
-        A batch under a budget (its own or its tenant's) gives only the rows its headroom
-        allows (see ``budgets.py``)."""
-        if not batch_ids or limit <= 0:
-            return []
-        out: list[LeasedRow] = []
-        remaining = list(batch_ids)
-        leased = (token, owner, now + ttl)
-        with self.write() as conn:
-            caps = self._budget_caps(conn, batch_ids, now)
-            while remaining and len(out) < limit:
-                share = max(1, (limit - len(out)) // len(remaining))
-                still: list[str] = []
-                for bid in remaining:
-                    cap = caps.get(bid)
-                    if cap is None:
-                        got = conn.exec_driver_sql(
-                            self._lease_sql, (*leased, bid, upstream, now, share)
-                        ).all()
-                    else:
-                        got = self._lease_capped(conn, bid, cap, upstream, share, leased, now)
-                    out.extend(
-                        LeasedRow(bid, r[0], r[1], upstream, bytes(r[2]), r[3], r[4], token)
-                        for r in got
-                    )
-                    if len(got) == share:
-                        still.append(bid)
-                    if len(out) >= limit:
-                        break
-                remaining = still
-        out.sort(key=lambda r: (r.batch_id, r.line))
-        return out
-
-    @cached_property
-    def _lease_sql(self) -> str:
-        return self._q(
-            "UPDATE requests SET state = 'leased', lease_token = ?, lease_owner = ?, "
-            "lease_expires_at = ?, attempts = attempts + 1 "
-            "WHERE (batch_id, line) IN (SELECT batch_id, line FROM requests "
-            "WHERE batch_id = ? AND upstream = ? AND state = 'queued' AND next_attempt_at <= ? "
-            f"ORDER BY line LIMIT ?{self._skip_locked()}) "
-            f"RETURNING {_LEASED}"
-        )
-
-    def _lease_capped(
-        self, conn: Connection, batch_id: str, cap: BudgetCap, upstream: str, share: int,
-        leased: tuple[str, str, float], now: float,
-    ) -> list[Any]:  # fmt: skip
-        """``_lease_sql`` for a batch under a budget: the due rows first (locked on
-        PostgreSQL), then only those within the headroom are leased."""
-        due = conn.exec_driver_sql(
-            self._q(
-                "SELECT line, reserve_ticks FROM requests WHERE batch_id = ? AND upstream = ? "
-                "AND state = 'queued' AND next_attempt_at <= ? ORDER BY line LIMIT ?"
-                f"{self._skip_locked()}"
-            ),
-            (batch_id, upstream, now, share),
-        ).all()
-        lines = self._within(conn, batch_id, cap, due)
-        if not lines:
-            return []
-        marks = ",".join("?" for _ in lines)
-        return list(conn.exec_driver_sql(
-            self._q(
-                "UPDATE requests SET state = 'leased', lease_token = ?, lease_owner = ?, "
-                "lease_expires_at = ?, attempts = attempts + 1 "
-                f"WHERE batch_id = ? AND line IN ({marks}) RETURNING {_LEASED}"
-            ),
-            (*leased, batch_id, *lines),
-        ).all())  # fmt: skip
-
-    def heartbeat(self, owner: str, until: float) -> int:
-        """Extend every lease ``owner`` holds; a live worker never loses its rows."""
-        sql = self._q(
-            "UPDATE requests SET lease_expires_at = ? WHERE lease_owner = ? AND state = 'leased'"
-        )
-        with self.write() as conn:
-            return int(conn.exec_driver_sql(sql, (until, owner)).rowcount)
-
-    def release_leases(self, owner: str) -> int:
-        """A worker stopping cleanly hands its unsent rows back at once."""
-        sql = self._q(
-            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
-            "lease_expires_at = NULL WHERE lease_owner = ? AND state = 'leased'"
-        )
-        with self.write() as conn:
-            return int(conn.exec_driver_sql(sql, (owner,)).rowcount)
-
-    def reclaim_expired_leases(self, now: float) -> int:
-        """Put rows whose lease ran out (their worker died) back in the queue."""
-        sql = self._q(
-            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
-            "lease_expires_at = NULL, next_attempt_at = ? "
-            "WHERE state = 'leased' AND lease_expires_at < ?"
-        )
-        with self.write() as conn:
-            return int(conn.exec_driver_sql(sql, (now, now)).rowcount)
-
-    def release_all_leases(self, now: float) -> tuple[int, int]:
-        """Requeue every leased row and free every batch claim, expired or not: only for a
-        caller that knows no other process uses this database (``batchgate run`` holds a lock
-        on it), so the work of a killed run resumes at once instead of after lease expiry.
-        Returns (rows requeued, claims freed)."""
-        rows_sql = self._q(
-            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
-            "lease_expires_at = NULL, next_attempt_at = ? WHERE state = 'leased'"
-        )
-        claims_sql = (
-            "UPDATE batches SET claim_token = NULL, claim_expires_at = NULL "
-            "WHERE claim_token IS NOT NULL"
-        )
-        with self.write() as conn:
-            rows = conn.exec_driver_sql(rows_sql, (now,)).rowcount
-            claims = conn.exec_driver_sql(claims_sql).rowcount
-        return int(rows), int(claims)
-
-    def count_retrying(self, batch_id: str) -> int:
-        """Rows of a batch waiting to be sent again after a retryable failure."""
-        sql = self._q(
-            "SELECT COUNT(*) FROM requests "
-            "WHERE batch_id = ? AND state = 'queued' AND error_code = 'retrying'"
-        )
-        with self.read() as conn:
-            return int(conn.exec_driver_sql(sql, (batch_id,)).scalar() or 0)
 
     # -- recording --------------------------------------------------------------------------
 
