@@ -12,7 +12,7 @@ import typer
 
 from batchgate.cli.common import DatabaseUrl, DataDir, print_table
 from batchgate.cli.runtime import operator_store, reported
-from batchgate.domain.budget import PERIODS, parse_budget_usd
+from batchgate.domain.budget import PERIODS, parse_budget_usd, tenant_budget_object
 from batchgate.domain.cost import usd
 from batchgate.domain.keys import check_name
 from batchgate.errors import InvalidRequest
@@ -64,10 +64,11 @@ def list_budgets(data_dir: DataDir = Path("./data"), database_url: DatabaseUrl =
     requests in flight hold."""
     with operator_store(data_dir, database_url) as store:
         found = store.list_budgets(time.time())
+    shown = [tenant_budget_object(b) for b in found]
     rows = [
-        [b["tenant"], b["period"], usd(b["budget_ticks"]), usd(b["spent_ticks"]),
-         usd(b["reserved_ticks"]), "yes" if b["spent_ticks"] >= b["budget_ticks"] else "no"]
-        for b in found
+        [b["tenant"], b["period"], b["budget"]["usd"], b["spent"]["usd"], b["reserved"]["usd"],
+         "yes" if b["reached"] else "no"]
+        for b in shown
     ]  # fmt: skip
     print_table(["tenant", "period", "budget_usd", "spent_usd", "reserved_usd", "reached"], rows)
 

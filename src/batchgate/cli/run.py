@@ -42,7 +42,7 @@ from batchgate.cli.common import (
     first_object,
 )
 from batchgate.cli.runstate import RunState, fingerprint
-from batchgate.domain.budget import parse_budget_usd
+from batchgate.domain.budget import budget_object, parse_budget_usd
 from batchgate.domain.cost import usd
 from batchgate.errors import BatchgateError, ConfigError
 
@@ -430,10 +430,10 @@ def _cost(batch: dict[str, Any]) -> str:
 
 
 def _budget(batch: dict[str, Any]) -> str:
-    if batch["budget_ticks"] is None:
+    budget = budget_object(batch)
+    if budget is None:
         return "no budget"
-    reached = " (reached)" if batch["cost_ticks"] >= batch["budget_ticks"] else ""
-    return f"a budget of {usd(batch['budget_ticks'])} USD{reached}"
+    return f"a budget of {budget['usd']} USD" + (" (reached)" if budget["reached"] else "")
 
 
 def _report_interrupted(console: Console, batch: dict[str, Any], args: RunArgs) -> None:
