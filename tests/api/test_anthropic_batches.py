@@ -299,8 +299,8 @@ def test_delete_only_once_ended(
     assert ended.processing_status == "ended"
     assert len(list(client.messages.batches.results(b.id))) == 10
     row = srv.store.get_batch(b.id)
-    assert row is not None and row["output_file_id"]
-    blob = srv.blobs.path(row["output_file_id"])
+    assert row is not None and row.output_file_id
+    blob = srv.blobs.path(row.output_file_id)
     assert blob.exists()
 
     deleted = client.messages.batches.delete(b.id)

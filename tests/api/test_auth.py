@@ -25,10 +25,13 @@ from batchgate.api.jobs.routes import routes as jobs_routes
 from batchgate.api.openai.routes import routes as openai_routes
 from batchgate.api.usage import routes as usage_routes
 from batchgate.cli.main import app as cli_app
+from batchgate.config import Config
 from batchgate.domain.keys import issue
 from batchgate.errors import AuthenticationFailed
+from batchgate.service import Service
 from batchgate.sim import SimHandle
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.blobs import BlobStore
+from batchgate.storage.sql import SqlStore, open_store
 from tests.helpers.procs import chat_lines
 from tests.helpers.servers import ServerHandle, run_server
 
@@ -80,7 +83,7 @@ UNKNOWN = {
 }
 
 
-def make_key(store: Store, name: str, *, tenant: str | None = None, admin: bool = False) -> str:
+def make_key(store: SqlStore, name: str, *, tenant: str | None = None, admin: bool = False) -> str:
     key = issue()
     store.create_key(
         name=name, tenant=tenant or name, admin=admin, key_hash=key.key_hash,
@@ -376,7 +379,8 @@ def test_without_keys_a_server_that_may_not_run_open_refuses_everyone(tmp_path: 
     store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
 
     async def callers() -> list[object]:
-        closed, opened = KeyRing(store, allow_open=False), KeyRing(store, allow_open=True)
+        service = Service(store, BlobStore(tmp_path / "blobs"), Config())
+        closed, opened = KeyRing(service, allow_open=False), KeyRing(service, allow_open=True)
         out: list[object] = [await opened.caller(None), await opened.caller("bg_x")]
         for secret in (None, "bg_x"):
             with pytest.raises(AuthenticationFailed) as ei:

@@ -172,7 +172,7 @@ def test_every_dialect_takes_a_budget_and_ends_unsent_rows_in_its_own_words(
     assert r.status_code == 200, r.text
     (job_id,) = r.json()["job_ids"]
     (batch,) = srv.store.list_batches(None, after=None, limit=10, dialect="jobs")[0]
-    srv.wait_for(batch["id"])
+    srv.wait_for(batch.id)
     job = http.get(f"/qai/v1/batch/jobs/{job_id}").json()
     assert job["status"] == "failed" and "reached its budget" in job["error"]
     assert sim.stats()["requests"] == 0

@@ -118,7 +118,7 @@ def test_gateway_anthropic_and_jobs_show_the_cost(
     assert r.status_code == 200, r.text
     (job_id,) = r.json()["job_ids"]
     (only,) = srv.store.list_batches(None, after=None, limit=10, dialect="jobs")[0]
-    srv.wait_for(only["id"])
+    srv.wait_for(only.id)
     job = http.get(f"/qai/v1/batch/jobs/{job_id}").json()
-    ((inp, out, cost, _),) = rows(srv, only["id"])
+    ((inp, out, cost, _),) = rows(srv, only.id)
     assert job["status"] == "completed" and job["cost_ticks"] == cost == inp * PIN + out * POUT

@@ -1,4 +1,4 @@
-"""What ``batchgate run`` relies on, in-process: the Store reads and writes it added (on SQLite
+"""What ``batchgate run`` relies on, in-process: the SqlStore reads and writes it added (on SQLite
 and PostgreSQL), its state directory (lock, input fingerprint, refusals) and its resume hint."""
 
 from __future__ import annotations
@@ -12,48 +12,50 @@ import pytest
 from batchgate import ids
 from batchgate.cli.run import first_url, resume_command
 from batchgate.cli.runstate import RunState, fingerprint
+from batchgate.domain.records import Batch
+from batchgate.domain.states import BatchStatus
 from batchgate.errors import BatchgateError, ConfigError
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.sql import SqlStore, open_store
 from batchgate.storage.types import IngestRow, RowResult
 from tests.helpers.procs import chat_lines
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
+def store(db_url: str) -> Iterator[SqlStore]:
     s = open_store(db_url)
     yield s
     s.close()
 
 
-def _batch_with_rows(store: Store, n: int) -> str:
+def _batch_with_rows(store: SqlStore, n: int) -> str:
     bid, now = ids.batch_id(), int(time.time())
-    store.insert_batch({
+    store.insert_batch(Batch(**{
         "id": bid, "tenant": "", "dialect": "openai", "endpoint": "/v1/chat/completions",
         "input_file_id": "file-x", "completion_window": "24h", "status": "in_progress",
         "created_at": now, "expires_at": now + 86400, "total": n,
-    })  # fmt: skip
+    }))  # fmt: skip
     rows = [IngestRow(i, f"c{i}", "queued", "up", "m", b"{}", 1) for i in range(1, n + 1)]
     store.insert_rows(bid, rows, time.time())
     return bid
 
 
-def test_release_all_leases_requeues_live_leases_and_frees_claims(store: Store) -> None:
+def test_release_all_leases_requeues_live_leases_and_frees_claims(store: SqlStore) -> None:
     bid = _batch_with_rows(store, 5)
     leased = store.lease([bid], "up", 3, owner="dead", token="t", now=time.time(), ttl=3600)
     assert len(leased) == 3
     assert store.claim_finalizable("claim", time.time(), 3600) is None  # rows still open
-    assert store.claim_batch(["in_progress"], "claim", time.time(), 3600) is not None
+    assert store.claim_batch([BatchStatus.IN_PROGRESS], "claim", time.time(), 3600) is not None
     assert store.reclaim_expired_leases(time.time()) == 0  # not expired: the server would wait
 
     assert store.release_all_leases(time.time()) == (3, 1)
     assert store.count_rows(bid) == {"queued": 5}
     batch = store.get_batch(bid)
-    assert batch is not None and batch["claim_token"] is None
+    assert batch is not None and batch.claim_token is None
     again = store.lease([bid], "up", 5, owner="new", token="t2", now=time.time(), ttl=30)
     assert len(again) == 5, "released rows are due at once"
 
 
-def test_count_retrying_counts_queued_rows_that_wait_for_a_retry(store: Store) -> None:
+def test_count_retrying_counts_queued_rows_that_wait_for_a_retry(store: SqlStore) -> None:
     bid = _batch_with_rows(store, 4)
     leased = store.lease([bid], "up", 3, owner="w", token="t", now=time.time(), ttl=30)
     retry = [

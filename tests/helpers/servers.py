@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ from batchgate.engine.retry import RetryPolicy
 from batchgate.engine.worker import Worker, WorkerOptions
 from batchgate.service import Service
 from batchgate.storage.blobs import BlobStore
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.sql import SqlStore, open_store
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=0.05)
 TEST_WORKER = WorkerOptions(lease_ttl=5.0, poll_interval=0.05, retry=FAST_RETRY)
@@ -32,7 +33,7 @@ TERMINAL = {"completed", "failed", "expired", "cancelled"}
 @dataclass
 class ServerHandle:
     url: str  # http://127.0.0.1:PORT (no /v1)
-    store: Store
+    store: SqlStore
     blobs: BlobStore
     runtime: Runtime
     _server: uvicorn.Server
@@ -52,12 +53,12 @@ class ServerHandle:
         return client
 
     def wait_for(self, batch_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        """Poll the store until the batch ends; returns its row."""
+        """Poll the store until the batch ends; its fields as a dict (tests index them)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = self.store.get_batch(batch_id)
-            if row and row["status"] in TERMINAL:
-                return row
+            if row and row.ended:
+                return dataclasses.asdict(row)
             time.sleep(0.05)
         raise AssertionError(f"batch {batch_id} did not end in {timeout}s: {row}")
 

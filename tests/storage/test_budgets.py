@@ -1,4 +1,4 @@
-"""Budgets in the Store (SQLite and PostgreSQL via ``db_url``): leases admitted only while
+"""Budgets in the SqlStore (SQLite and PostgreSQL via ``db_url``): leases admitted only while
 ``spent + reserved < budget``, reservations that follow the rows' leases, tenant spend per day,
 and the sweep that ends a capped batch's queued rows."""
 
@@ -11,23 +11,24 @@ import pytest
 
 from batchgate import ids
 from batchgate.domain.budget import EXCEEDED, day_of
+from batchgate.domain.records import Batch
 from batchgate.errors import BudgetNotFound
 from batchgate.storage import migrate
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.sql import SqlStore, open_store
 from batchgate.storage.types import IngestRow, LeasedRow, RowResult
 
 TICKS = (1.0, 2.0)  # ticks per input / output token
 
 
-def _batch(store: Store, n: int, *, budget: int | None = None, tenant: str = "t",
+def _batch(store: SqlStore, n: int, *, budget: int | None = None, tenant: str = "t",
            reserve: int = 100) -> str:  # fmt: skip
     bid = ids.batch_id()
     now = int(time.time())
-    store.insert_batch({
+    store.insert_batch(Batch(**{
         "id": bid, "tenant": tenant, "dialect": "openai", "endpoint": "/v1/chat/completions",
         "input_file_id": "file-x", "completion_window": "24h", "status": "in_progress",
         "created_at": now, "expires_at": now + 86400, "total": n, "budget_ticks": budget,
-    })  # fmt: skip
+    }))  # fmt: skip
     store.insert_rows(bid, [
         IngestRow(i, f"c{i}", "queued", "up", "m", b"{}", 10, ticks=TICKS, reserve_ticks=reserve)
         for i in range(1, n + 1)
@@ -35,7 +36,7 @@ def _batch(store: Store, n: int, *, budget: int | None = None, tenant: str = "t"
     return bid
 
 
-def _lease(store: Store, bids: list[str], n: int, owner: str = "w") -> list[LeasedRow]:
+def _lease(store: SqlStore, bids: list[str], n: int, owner: str = "w") -> list[LeasedRow]:
     return store.lease(bids, "up", n, owner=owner, token=ids.new_id("t"), now=time.time(), ttl=30)
 
 
@@ -44,7 +45,7 @@ def _done(row: LeasedRow, inp: int, out: int) -> RowResult:
                      response=b"{}", input_tokens=inp, output_tokens=out)  # fmt: skip
 
 
-def test_a_batch_leases_only_while_spent_plus_reserved_is_under_its_budget(store: Store) -> None:
+def test_a_batch_leases_only_while_spent_plus_reserved_is_under_its_budget(store: SqlStore) -> None:
     bid = _batch(store, 10, budget=250)
     first = _lease(store, [bid], 10)
     # 250 → 150 → 50 → -50: the third row is the one allowed to pass the budget.
@@ -53,29 +54,29 @@ def test_a_batch_leases_only_while_spent_plus_reserved_is_under_its_budget(store
     store.record([_done(first[0], 20, 10)], time.time())  # costs 40: 210 spent + reserved
     assert [r.line for r in _lease(store, [bid], 10)] == [4]
     batch = store.get_batch(bid)
-    assert batch is not None and batch["cost_ticks"] == 40
+    assert batch is not None and batch.cost_ticks == 40
     assert store.batches_to_sweep(time.time()) == []  # not reached: nothing ends
 
 
-def test_reaching_the_budget_ends_the_queued_rows_and_only_those(store: Store) -> None:
+def test_reaching_the_budget_ends_the_queued_rows_and_only_those(store: SqlStore) -> None:
     bid = _batch(store, 6, budget=100)
     (row,) = _lease(store, [bid], 10)
     store.record([_done(row, 50, 30)], time.time())  # 110 ticks: the budget is reached
     assert _lease(store, [bid], 10) == []
     sweeps = store.batches_to_sweep(time.time())
-    assert [(b, code) for b, code, _ in sweeps] == [(bid, EXCEEDED)]
-    assert "reached its budget of 0.000000100 USD" in sweeps[0][2]
-    assert store.end_queued_rows(bid, EXCEEDED, time.time(), sweeps[0][2]) == 5
+    assert [(s.batch_id, s.code) for s in sweeps] == [(bid, EXCEEDED)]
+    assert "reached its budget of 0.000000100 USD" in sweeps[0].message
+    assert store.end_queued_rows(bid, EXCEEDED, time.time(), sweeps[0].message) == 5
     assert store.count_rows(bid) == {"succeeded": 1, "failed": 5}
     batch = store.get_batch(bid)
     assert batch is not None
-    assert (batch["completed"], batch["failed"], batch["canceled"]) == (1, 5, 0)
+    assert (batch.completed, batch.failed, batch.canceled) == (1, 5, 0)
     assert store.batches_to_sweep(time.time()) == []  # nothing queued is left to end
     finished = store.rows_after(bid, 1, 10)
-    assert {(r[6], r[7]) for r in finished} == {(EXCEEDED, sweeps[0][2])}
+    assert {(r.error_code, r.error_message) for r in finished} == {(EXCEEDED, sweeps[0].message)}
 
 
-def test_a_lost_lease_gives_its_reservation_back(store: Store) -> None:
+def test_a_lost_lease_gives_its_reservation_back(store: SqlStore) -> None:
     bid = _batch(store, 4, budget=150)
     assert [r.line for r in _lease(store, [bid], 10, owner="dead")] == [1, 2]
     assert _lease(store, [bid], 10) == []
@@ -84,14 +85,14 @@ def test_a_lost_lease_gives_its_reservation_back(store: Store) -> None:
     assert [r.line for r in _lease(store, [bid], 10)] == [3, 4]
 
 
-def test_unpriced_rows_reserve_nothing(store: Store) -> None:
+def test_unpriced_rows_reserve_nothing(store: SqlStore) -> None:
     bid = _batch(store, 3, budget=1, reserve=0)
     with store.write() as conn:
         conn.exec_driver_sql(store._q("UPDATE requests SET reserve_ticks = NULL"))
     assert len(_lease(store, [bid], 10)) == 3
 
 
-def test_a_tenant_budget_spans_its_batches_and_counts_spend_per_day(store: Store) -> None:
+def test_a_tenant_budget_spans_its_batches_and_counts_spend_per_day(store: SqlStore) -> None:
     now = time.time()
     store.set_budget("t", 250, "month", int(now))
     a, b = _batch(store, 5), _batch(store, 5)
@@ -111,7 +112,7 @@ def test_a_tenant_budget_spans_its_batches_and_counts_spend_per_day(store: Store
     assert len(_lease(store, [a, b], 10)) == 1  # 250 - 30 - 200 = 20 left: one more row
 
 
-def test_a_reached_tenant_budget_ends_every_running_batch_of_the_tenant(store: Store) -> None:
+def test_a_reached_tenant_budget_ends_every_running_batch_of_the_tenant(store: SqlStore) -> None:
     now = time.time()
     store.set_budget("t", 100, "day", int(now))
     a, b = _batch(store, 3), _batch(store, 3)
@@ -119,15 +120,15 @@ def test_a_reached_tenant_budget_ends_every_running_batch_of_the_tenant(store: S
     (row,) = _lease(store, [a], 1)
     store.record([_done(row, 100, 0)], now)
     sweeps = store.batches_to_sweep(now)
-    assert sorted(s[0] for s in sweeps) == sorted([a, b])
-    assert all(s[1] == EXCEEDED and "tenant 't' reached its budget" in s[2] for s in sweeps)
-    assert "today" in sweeps[0][2]
-    assert other not in {s[0] for s in sweeps}
+    assert sorted(s.batch_id for s in sweeps) == sorted([a, b])
+    assert all(s.code == EXCEEDED and "tenant 't' reached its budget" in s.message for s in sweeps)
+    assert "today" in sweeps[0].message
+    assert other not in {s.batch_id for s in sweeps}
     # Tomorrow the day's budget starts over.
     assert store.budget_sweeps(now + 86_400) == []
 
 
-def test_a_budget_can_be_replaced_and_removed(store: Store) -> None:
+def test_a_budget_can_be_replaced_and_removed(store: SqlStore) -> None:
     store.set_budget("t", 100, "day", 1)
     store.set_budget("t", 500, "total", 2)
     assert store.get_budget("t") == {
@@ -142,7 +143,7 @@ def test_a_budget_can_be_replaced_and_removed(store: Store) -> None:
         store.delete_budget("t")
 
 
-def test_concurrent_leasers_overshoot_by_at_most_one_reservation(store: Store) -> None:
+def test_concurrent_leasers_overshoot_by_at_most_one_reservation(store: SqlStore) -> None:
     """Eight threads lease one row at a time for one budget: the database serializes them."""
     budget, reserve = 1_000, 70
     bid = _batch(store, 60, budget=budget, reserve=reserve)
@@ -166,7 +167,7 @@ def test_concurrent_leasers_overshoot_by_at_most_one_reservation(store: Store) -
 
 
 def test_the_budgets_migration_counts_the_spend_recorded_before_it(db_url: str) -> None:
-    old = Store(db_url)
+    old = SqlStore(db_url)
     try:
         migrate.upgrade(old._write, "0005")
         day = 20_000  # 2024-10-04

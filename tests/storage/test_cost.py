@@ -1,4 +1,4 @@
-"""Cost recorded by the Store: each row's snapshot prices times its tokens, once, in the same
+"""Cost recorded by the SqlStore: each row's snapshot prices times its tokens, once, in the same
 transaction as its tokens, summed onto the batch (SQLite and PostgreSQL via ``db_url``)."""
 
 from __future__ import annotations
@@ -6,22 +6,23 @@ from __future__ import annotations
 import time
 
 from batchgate import ids
-from batchgate.storage.sql import Store
+from batchgate.domain.records import Batch
+from batchgate.storage.sql import SqlStore
 from batchgate.storage.types import IngestRow, RowResult
 
 
-def _batch(store: Store) -> str:
+def _batch(store: SqlStore) -> str:
     bid = ids.batch_id()
     now = int(time.time())
-    store.insert_batch({
+    store.insert_batch(Batch(**{
         "id": bid, "tenant": "", "dialect": "openai", "endpoint": "/v1/chat/completions",
         "input_file_id": "file-x", "completion_window": "24h", "status": "in_progress",
         "created_at": now, "expires_at": now + 86400,
-    })  # fmt: skip
+    }))  # fmt: skip
     return bid
 
 
-def _row_costs(store: Store, bid: str) -> dict[int, int | None]:
+def _row_costs(store: SqlStore, bid: str) -> dict[int, int | None]:
     with store.read() as conn:
         rows = conn.exec_driver_sql(
             store._q("SELECT line, cost_ticks FROM requests WHERE batch_id = ? ORDER BY line"),
@@ -30,7 +31,7 @@ def _row_costs(store: Store, bid: str) -> dict[int, int | None]:
     return {int(r[0]): r[1] for r in rows}
 
 
-def test_cost_is_recorded_once_from_the_snapshot_prices(store: Store) -> None:
+def test_cost_is_recorded_once_from_the_snapshot_prices(store: SqlStore) -> None:
     bid = _batch(store)
     store.insert_rows(bid, [
         IngestRow(1, "a", "queued", "up", "m", b"{}", 0, ticks=(75.0, 300.0)),
@@ -59,6 +60,6 @@ def test_cost_is_recorded_once_from_the_snapshot_prices(store: Store) -> None:
     assert costs == {1: 1000 * 75 + 20 * 300, 2: 5, 3: None, 4: 0}  # 2: round(5.25)
     batch = store.get_batch(bid)
     assert batch is not None
-    assert batch["cost_ticks"] == sum(c or 0 for c in costs.values()) == 81_005
-    assert batch["unpriced"] == 1  # row 3 used tokens without a price
-    assert (batch["input_tokens"], batch["output_tokens"]) == (1053, 73)
+    assert batch.cost_ticks == sum(c or 0 for c in costs.values()) == 81_005
+    assert batch.unpriced == 1  # row 3 used tokens without a price
+    assert (batch.input_tokens, batch.output_tokens) == (1053, 73)

@@ -6,24 +6,25 @@ from __future__ import annotations
 import time
 
 from batchgate import ids
-from batchgate.storage.sql import Store
+from batchgate.domain.records import Batch
+from batchgate.storage.sql import SqlStore
 from batchgate.storage.types import IngestRow, RowResult
 
 PRICE = (75.0, 300.0)  # ticks per input / output token
 
 
-def _batch(store: Store, tenant: str) -> str:
+def _batch(store: SqlStore, tenant: str) -> str:
     bid = ids.batch_id()
     now = int(time.time())
-    store.insert_batch({
+    store.insert_batch(Batch(**{
         "id": bid, "tenant": tenant, "dialect": "openai", "endpoint": "/v1/chat/completions",
         "input_file_id": "file-x", "completion_window": "24h", "status": "in_progress",
         "created_at": now, "expires_at": now + 86400,
-    })  # fmt: skip
+    }))  # fmt: skip
     return bid
 
 
-def finish_rows(store: Store, tenant: str, at: float, *rows: tuple[str, str, int, int]) -> str:
+def finish_rows(store: SqlStore, tenant: str, at: float, *rows: tuple[str, str, int, int]) -> str:
     """A batch of ``tenant`` whose rows (model, final state, input, output tokens) finish at
     ``at``; model "free" has no price."""
     bid = _batch(store, tenant)
@@ -40,7 +41,7 @@ def finish_rows(store: Store, tenant: str, at: float, *rows: tuple[str, str, int
     return bid
 
 
-def test_usage_sums_per_tenant_and_model_over_the_range(store: Store) -> None:
+def test_usage_sums_per_tenant_and_model_over_the_range(store: SqlStore) -> None:
     t0 = 1_800_000_000.0
     finish_rows(store, "team-a", t0 + 10, ("m", "succeeded", 100, 10), ("m", "failed", 0, 0))
     finish_rows(store, "team-a", t0 + 20, ("free", "succeeded", 5, 5))  # unpriced
@@ -73,7 +74,7 @@ def test_usage_sums_per_tenant_and_model_over_the_range(store: Store) -> None:
     assert wider[0]["requests"] == 3 and wider[0]["input_tokens"] == 19
 
 
-def test_the_range_query_uses_the_finished_at_index(store: Store) -> None:
+def test_the_range_query_uses_the_finished_at_index(store: SqlStore) -> None:
     if store.is_postgres:
         sql = "EXPLAIN SELECT count(*) FROM requests WHERE finished_at >= 1 AND finished_at < 2"
         with store.read() as conn:

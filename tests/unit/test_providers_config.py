@@ -8,6 +8,7 @@ import pytest
 
 from batchgate.config import Price, Route, Router, UpstreamConfig, flag_upstreams, load_config
 from batchgate.domain.cost import cost_object, usd
+from batchgate.domain.records import Batch
 from batchgate.errors import ConfigError
 
 PRICED = """
@@ -175,8 +176,13 @@ def test_usd_is_exact(ticks: int, text: str) -> None:
     assert usd(ticks) == text
 
 
+def _batch(**counts: int) -> Batch:
+    return Batch(id="batch_x", dialect="openai", endpoint="/v1/chat/completions",
+                 status="in_progress", created_at=0, expires_at=1, **counts)  # fmt: skip
+
+
 def test_cost_object_says_when_unpriced() -> None:
-    assert cost_object({"cost_ticks": 5, "unpriced": 0}) == {
+    assert cost_object(_batch(cost_ticks=5, unpriced=0)) == {
         "ticks": 5, "usd": "0.000000005", "priced": True,
     }  # fmt: skip
-    assert cost_object({"cost_ticks": 0, "unpriced": 3})["priced"] is False
+    assert cost_object(_batch(cost_ticks=0, unpriced=3))["priced"] is False

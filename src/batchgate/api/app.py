@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,8 +22,16 @@ from batchgate.api.errors import HANDLERS, openai_error
 from batchgate.api.jobs.routes import routes as jobs_routes
 from batchgate.api.openai.routes import routes as openai_routes
 from batchgate.api.usage import routes as usage_routes
-from batchgate.engine.worker import Worker
 from batchgate.service import Service
+
+
+class Worker(Protocol):
+    """What the app needs of an in-process worker (``engine.worker.Worker``): the API sees
+    the service, not the engine."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+    def wake(self) -> None: ...
 
 
 @dataclass
@@ -36,9 +45,9 @@ class Runtime:
     allow_open: bool = True
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def wake(self) -> None:
-        if self.worker is not None:
-            self.worker.wake()
+    def __post_init__(self) -> None:
+        if self.worker is not None:  # a create or a cancel wakes the in-process worker
+            self.service.wake = self.worker.wake
 
 
 class RequestId:
@@ -68,7 +77,7 @@ class RequestId:
 async def health(request: Request) -> Response:
     service: Service = request.app.state.runtime.service
     try:
-        await service.store.call(service.store.ping)
+        await service.ping()
     except Exception as exc:  # any failure to reach the store is "unhealthy"
         return openai_error(503, f"store unreachable: {exc}", type="server_error")
     return JSONResponse({"status": "ok"})
@@ -93,6 +102,6 @@ def create_app(runtime: Runtime) -> Starlette:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.add_middleware(Authenticate, store=runtime.service.store, allow_open=runtime.allow_open)
+    app.add_middleware(Authenticate, service=runtime.service, allow_open=runtime.allow_open)
     app.add_middleware(RequestId)  # outermost: a refused request has its id too
     return app

@@ -17,9 +17,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from batchgate.api.errors import on_client_error, on_store_down
-from batchgate.domain.keys import hash_secret
 from batchgate.errors import AuthenticationFailed, ClientError, StoreUnavailable
-from batchgate.storage.sql import Store
+from batchgate.service import Service
 
 log = logging.getLogger("batchgate.auth")
 
@@ -63,12 +62,12 @@ def _refusal(code: str) -> AuthenticationFailed:
 
 
 class KeyRing:
-    """Resolves presented keys against the store. A key is looked up afresh on every request,
+    """Resolves presented keys through the service. A key is looked up afresh on every request,
     so a revocation holds from the next one; whether any live key exists (open or not) is
     remembered for ``ttl`` seconds."""
 
-    def __init__(self, store: Store, *, allow_open: bool, ttl: float = 1.0) -> None:
-        self.store = store
+    def __init__(self, service: Service, *, allow_open: bool, ttl: float = 1.0) -> None:
+        self.service = service
         self.allow_open = allow_open
         self.ttl = ttl
         self._live: bool | None = None
@@ -77,9 +76,9 @@ class KeyRing:
     async def caller(self, secret: str | None) -> Caller:
         """The caller presenting ``secret``; raises AuthenticationFailed when refused."""
         if secret:
-            row = await self.store.call(self.store.key_by_hash, hash_secret(secret))
-            if row is not None and row["revoked_at"] is None:
-                return Caller(row["tenant"], bool(row["admin"]), row["id"])
+            key = await self.service.key_for(secret)
+            if key is not None and key.live:
+                return Caller(key.tenant, bool(key.admin), key.id)
         if await self._keys_exist():
             raise _refusal("invalid_api_key" if secret else "missing_api_key")
         if not self.allow_open:
@@ -89,7 +88,7 @@ class KeyRing:
     async def _keys_exist(self) -> bool:
         now = time.monotonic()
         if self._live is None or now - self._checked >= self.ttl:
-            live = await self.store.call(self.store.has_live_keys)
+            live = await self.service.has_live_keys()
             if self._live is not None and live != self._live:
                 self._log_mode(live)
             self._live, self._checked = live, now
@@ -108,9 +107,9 @@ class Authenticate:
     """ASGI middleware: puts the Caller in ``request.state.caller``, or answers 401 in the
     dialect's envelope; every path but ``/health``."""
 
-    def __init__(self, app: ASGIApp, *, store: Store, allow_open: bool) -> None:
+    def __init__(self, app: ASGIApp, *, service: Service, allow_open: bool) -> None:
         self.app = app
-        self.keys = KeyRing(store, allow_open=allow_open)
+        self.keys = KeyRing(service, allow_open=allow_open)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC:

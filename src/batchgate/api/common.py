@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from batchgate.api.auth import Caller
 from batchgate.errors import InvalidRequest
-from batchgate.service import Service
+from batchgate.service import Blob, Service
+
+CHUNK = 1 << 16  # bytes read from a blob at a time while streaming it
 
 
 def service_of(request: Request) -> Service:
@@ -71,10 +74,9 @@ PAGED_RESULTS = frozenset({"after", "limit"})
 async def results_page(request: Request, dialect: str, media_type: str) -> Response:
     """A page of a batch's finished result lines (``?after=LINE&limit=N``), running or ended;
     ``x-batchgate-next-after`` is the ``after`` of the next page."""
-    svc = service_of(request)
-    page = await svc.store.call(
-        svc.results_page, scope_of(request), request.path_params["batch_id"],
-        dialect=dialect, after=query_int(request, "after", 0, 0, 2**31 - 1),
+    page = await service_of(request).results_page(
+        scope_of(request), request.path_params["batch_id"], dialect=dialect,
+        after=query_int(request, "after", 0, 0, 2**31 - 1),
         limit=query_int(request, "limit", 1000, 1, 10_000),
     )  # fmt: skip
     headers = {
@@ -82,3 +84,15 @@ async def results_page(request: Request, dialect: str, media_type: str) -> Respo
         "x-batchgate-has-more": "true" if page.has_more else "false",
     }
     return Response(page.body, media_type=media_type, headers=headers)
+
+
+def stream_blob(blob: Blob, media_type: str) -> Response:
+    """A stored file as the answer, streamed (read on a worker thread), with its length."""
+
+    def chunks() -> Iterator[bytes]:
+        with blob.handle as fh:
+            while data := fh.read(CHUNK):
+                yield data
+
+    headers = {"content-length": str(blob.size)}
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)

@@ -6,9 +6,6 @@ from typing import Any
 
 import orjson
 
-# What ``Store.rows_after`` yields per row.
-RowTuple = tuple[Any, ...]
-
 
 def row_error(
     response: bytes | None, error_code: str | None, error_message: str | None

@@ -23,18 +23,15 @@ async def usage(request: Request) -> Response:
     params = request.query_params
     start, end = time_range(params.get("start"), params.get("end"), time.time())
     by_model = _by_model(params.get("group_by"))
-    svc = service_of(request)
-    groups = await svc.store.call(
-        svc.store.usage, _tenant(request, params.get("tenant")), start=start, end=end,
-        by_model=by_model,
-    )  # fmt: skip
+    groups = await service_of(request).usage(
+        _tenant(request, params.get("tenant")), start=start, end=end, by_model=by_model
+    )
     return JSONResponse(usage_object(start, end, groups, by_model=by_model))
 
 
 async def budgets(request: Request) -> Response:
-    svc = service_of(request)
     tenant = _tenant(request, request.query_params.get("tenant"))
-    rows = await svc.store.call(svc.store.list_budgets, time.time(), tenant)
+    rows = await service_of(request).list_budgets(tenant)
     return JSONResponse({"object": "list", "data": [tenant_budget_object(r) for r in rows]})
 
 

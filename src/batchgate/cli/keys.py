@@ -18,7 +18,7 @@ from batchgate.cli.common import DatabaseUrl, DataDir, print_table
 from batchgate.cli.runtime import operator_store, reported
 from batchgate.domain.keys import check_name, issue
 from batchgate.errors import ConfigError
-from batchgate.storage.sql import Store
+from batchgate.storage.sql import SqlStore
 
 log = logging.getLogger("batchgate.cli")
 
@@ -57,7 +57,7 @@ def create(
             now=int(time.time()),
         )  # fmt: skip
     kind = "admin key (every tenant)" if admin else "key"
-    typer.echo(f"Created {kind} {row['id']} named {name!r} for tenant {owner!r}.")
+    typer.echo(f"Created {kind} {row.id} named {name!r} for tenant {owner!r}.")
     typer.echo("Keep it now, it is not shown again; send it as 'Authorization: Bearer <key>'")
     typer.echo("or 'x-api-key: <key>' (BATCHGATE_API_KEY for the batchgate CLI and SDK):")
     typer.echo(key.secret)
@@ -69,8 +69,8 @@ def list_keys(data_dir: DataDir = Path("./data"), database_url: DatabaseUrl = No
     with operator_store(data_dir, database_url) as store:
         found = store.list_keys()
     rows = [
-        [k["id"], k["name"], k["tenant"], k["prefix"] + "…", "yes" if k["admin"] else "no",
-         _when(k["created_at"]), _when(k["revoked_at"])]
+        [k.id, k.name, k.tenant, k.prefix + "…", "yes" if k.admin else "no",
+         _when(k.created_at), _when(k.revoked_at)]
         for k in found
     ]  # fmt: skip
     print_table(["id", "name", "tenant", "prefix", "admin", "created", "revoked"], rows)
@@ -86,8 +86,8 @@ def revoke(
     with operator_store(data_dir, database_url) as store:
         row = store.revoke_key(id_or_name, int(time.time()))
     typer.echo(
-        f"Revoked key {row['id']} named {row['name']!r} (tenant {row['tenant']!r}) "
-        f"at {_when(row['revoked_at'])}."
+        f"Revoked key {row.id} named {row.name!r} (tenant {row.tenant!r}) "
+        f"at {_when(row.revoked_at)}."
     )
 
 
@@ -98,7 +98,7 @@ def _when(ts: int | None) -> str:
 # -- open mode: what ``serve`` checks at start ---------------------------------------------------
 
 
-def open_mode_allowed(store: Store, host: str) -> bool:
+def open_mode_allowed(store: SqlStore, host: str) -> bool:
     """Whether ``serve --host HOST`` may run open while the store has no live key: only on a
     loopback address. With no live key it refuses any other address (ConfigError) and warns
     loudly on loopback."""

@@ -20,7 +20,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -52,10 +52,11 @@ if TYPE_CHECKING:
     from batchgate.cli.progress import ProgressView, Snapshot
     from batchgate.cli.runtime import UpstreamOptions
     from batchgate.config import Config
+    from batchgate.domain.records import Batch, FinishedRow
     from batchgate.engine.worker import WorkerOptions
-    from batchgate.service import Service
+    from batchgate.service import Operations
     from batchgate.storage.blobs import BlobStore
-    from batchgate.storage.sql import Store
+    from batchgate.storage.sql import SqlStore as Store
 
 EXIT_OK, EXIT_INVALID_INPUT, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_ENDPOINT = "/v1/chat/completions"
@@ -193,25 +194,25 @@ def _run_batch(args: RunArgs, state: RunState, store: Store, blobs: BlobStore, c
     from rich.console import Console
 
     from batchgate.domain.states import TERMINAL
-    from batchgate.service import Service
+    from batchgate.service import Operations
 
     started = time.monotonic()
     console = Console(stderr=True)
     store.release_all_leases(time.time())  # our lock: whatever holds a lease is dead
-    batch = _find_or_create(Service(store, blobs, cfg), args)
-    done_before = int(batch["completed"] or 0) + int(batch["failed"] or 0)
+    batch = _find_or_create(Operations(store, blobs, cfg), args)
+    done_before = int(batch.completed or 0) + int(batch.failed or 0)
     interrupted = False
-    if batch["status"] not in TERMINAL:
+    if batch.status not in TERMINAL:
         state.check_upstreams([u.name for u in cfg.upstreams])
-        interrupted = _drive(store, blobs, cfg, _worker_options(args), batch["id"], console)
-    batch = store.get_batch(batch["id"]) or batch
-    if interrupted and batch["status"] not in TERMINAL:
+        interrupted = _drive(store, blobs, cfg, _worker_options(args), batch.id, console)
+    batch = store.get_batch(batch.id) or batch
+    if interrupted and batch.status not in TERMINAL:
         _report_interrupted(console, batch, args)
         return EXIT_INTERRUPTED
-    if batch["status"] == "failed":
+    if batch.status == "failed":
         _report_invalid(console, batch, args.input)
         return EXIT_INVALID_INPUT
-    tally = write_results(store, batch["id"], args.output, args.errors)
+    tally = write_results(store, batch.id, args.output, args.errors)
     elapsed = time.monotonic() - started
     typer.echo(summary(batch, tally, args, elapsed, done_before))
     return EXIT_OK
@@ -227,20 +228,20 @@ def _worker_options(args: RunArgs) -> WorkerOptions:
     return dataclasses.replace(opts, hold_until_recorded=True)
 
 
-def _find_or_create(service: Service, args: RunArgs) -> dict[str, Any]:
+def _find_or_create(service: Operations, args: RunArgs) -> Batch:
     """The state's one batch, created from INPUT on the first run."""
     from batchgate.errors import InvalidRequest
 
     found, _ = service.store.list_batches(None, after=None, limit=1)
     if found:
         batch = found[0]
-        if args.endpoint and args.endpoint != batch["endpoint"]:
+        if args.endpoint and args.endpoint != batch.endpoint:
             raise ConfigError(
-                f"This run's batch uses endpoint {batch['endpoint']}, not {args.endpoint}; "
+                f"This run's batch uses endpoint {batch.endpoint}, not {args.endpoint}; "
                 "drop --endpoint to resume it, or pass --fresh to start over."
             )
         budget = parse_budget_usd(args.budget_usd, "--budget-usd")
-        if budget is not None and budget != batch["budget_ticks"]:
+        if budget is not None and budget != batch.budget_ticks:
             raise ConfigError(
                 f"This run's batch has {_budget(batch)}, not {usd(budget)} USD; drop "
                 "--budget-usd to resume it, or pass --fresh to start over."
@@ -253,10 +254,10 @@ def _find_or_create(service: Service, args: RunArgs) -> dict[str, Any]:
         if exc.code == "file_too_large":
             raise ConfigError(f"{exc.message} Pass --max-file-mb N to allow more.") from None
         raise
-    body = {"input_file_id": file["id"], "completion_window": WINDOW,
+    body = {"input_file_id": file.id, "completion_window": WINDOW,
             "endpoint": args.endpoint or first_url(args.input),
             "budget_usd": args.budget_usd}  # fmt: skip
-    return service.create_openai_batch("", body)
+    return service.create_batch("openai", "", body)
 
 
 def first_url(path: Path) -> str:
@@ -324,20 +325,20 @@ async def _watch(
         batch = await store.call(store.get_batch, batch_id)
         assert batch is not None
         view.update(snapshot(batch, await retrying.get()))
-        if batch["status"] in TERMINAL or stop.is_set() or worker.done():
+        if batch.status in TERMINAL or stop.is_set() or worker.done():
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(POLL_S):
                 await stop.wait()
 
 
-def snapshot(batch: dict[str, Any], retrying: int) -> Snapshot:
+def snapshot(batch: Batch, retrying: int) -> Snapshot:
     from batchgate.cli.progress import Snapshot
 
     return Snapshot(
-        total=int(batch["total"] or 0), succeeded=int(batch["completed"] or 0),
-        failed=int(batch["failed"] or 0), retrying=retrying, status=str(batch["status"]),
-        tokens=int(batch["input_tokens"] or 0) + int(batch["output_tokens"] or 0),
+        total=int(batch.total or 0), succeeded=int(batch.completed or 0),
+        failed=int(batch.failed or 0), retrying=retrying, status=str(batch.status),
+        tokens=int(batch.input_tokens or 0) + int(batch.output_tokens or 0),
     )  # fmt: skip
 
 
@@ -369,19 +370,19 @@ class Tally:
     failed: int = 0
     codes: Counter[str] = field(default_factory=Counter)
 
-    def add(self, good: bool, row: tuple[Any, ...]) -> None:
+    def add(self, good: bool, row: FinishedRow) -> None:
         if good:
             self.succeeded += 1
             return
         self.failed += 1
-        code, status = row[6] or "unknown_error", row[3]
+        code, status = row.error_code or "unknown_error", row.status_code
         self.codes[f"{code} (HTTP {status})" if status else code] += 1
 
 
 def write_results(store: Store, batch_id: str, output: Path, errors: Path | None) -> Tally:
     """OUTPUT (and ERRORS) from the rows in input order, each renamed into place only once
     complete: a killed run never leaves a partial file under the final name."""
-    from batchgate.engine.finalize import render
+    from batchgate.dialects.openai import render
 
     tally = Tally()
     with ExitStack() as stack:
@@ -394,9 +395,7 @@ def write_results(store: Store, batch_id: str, output: Path, errors: Path | None
     return tally
 
 
-def summary(
-    batch: dict[str, Any], tally: Tally, args: RunArgs, elapsed: float, done_before: int
-) -> str:
+def summary(batch: Batch, tally: Tally, args: RunArgs, elapsed: float, done_before: int) -> str:
     from batchgate.cli.progress import format_duration, format_rate
 
     total = tally.succeeded + tally.failed
@@ -404,16 +403,16 @@ def summary(
     codes += f"; {len(tally.codes) - 5} more codes" if len(tally.codes) > 5 else ""
     ran = total - done_before
     earlier = f" ({done_before} were done by an earlier run)" if done_before else ""
-    tokens_in, tokens_out = int(batch["input_tokens"] or 0), int(batch["output_tokens"] or 0)
+    tokens_in, tokens_out = int(batch.input_tokens or 0), int(batch.output_tokens or 0)
     took = f"{elapsed:.1f}s" if elapsed < 60 else format_duration(elapsed)
     lines = [
-        f"batchgate run: batch {batch['status']} in {took}",
+        f"batchgate run: batch {batch.status} in {took}",
         f"  requests  {total}: {tally.succeeded} succeeded, {tally.failed} failed"
         + (f" ({codes})" if codes else ""),
         f"  this run  {ran} finished, {format_rate(ran / max(elapsed, 1e-3))} req/s{earlier}",
         f"  tokens    {tokens_in + tokens_out} ({tokens_in} in, {tokens_out} out)",
         f"  cost      {_cost(batch)}",
-        *([f"  budget    {_budget(batch)}"] if batch["budget_ticks"] is not None else []),
+        *([f"  budget    {_budget(batch)}"] if batch.budget_ticks is not None else []),
         f"  output    {args.output} ({tally.succeeded if args.errors else total} lines)",
     ]
     if args.errors is not None:
@@ -422,32 +421,32 @@ def summary(
     return "\n".join(lines)
 
 
-def _cost(batch: dict[str, Any]) -> str:
-    known = f"${usd(int(batch['cost_ticks'] or 0))}"
-    if batch["unpriced"]:
-        return f"at least {known} ({batch['unpriced']} requests on a model with no price)"
+def _cost(batch: Batch) -> str:
+    known = f"${usd(int(batch.cost_ticks or 0))}"
+    if batch.unpriced:
+        return f"at least {known} ({batch.unpriced} requests on a model with no price)"
     return known
 
 
-def _budget(batch: dict[str, Any]) -> str:
+def _budget(batch: Batch) -> str:
     budget = budget_object(batch)
     if budget is None:
         return "no budget"
     return f"a budget of {budget['usd']} USD" + (" (reached)" if budget["reached"] else "")
 
 
-def _report_interrupted(console: Console, batch: dict[str, Any], args: RunArgs) -> None:
-    done, total = int(batch["completed"]) + int(batch["failed"]), int(batch["total"])
+def _report_interrupted(console: Console, batch: Batch, args: RunArgs) -> None:
+    done, total = int(batch.completed) + int(batch.failed), int(batch.total)
     console.print(
-        f"Interrupted: {done} of {total or '?'} requests done ({batch['failed']} failed); "
+        f"Interrupted: {done} of {total or '?'} requests done ({batch.failed} failed); "
         f"what is done is kept in {args.state_dir}.\nResume with:\n  {resume_command(args.argv)}",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip
 
 
-def _report_invalid(console: Console, batch: dict[str, Any], path: Path) -> None:
+def _report_invalid(console: Console, batch: Batch, path: Path) -> None:
     hints = {"too_many_tasks": "--max-lines N", "file_too_large": "--max-file-mb N"}
-    errors = orjson.loads(batch["errors"] or "{}").get("data") or []
+    errors = orjson.loads(batch.errors or "{}").get("data") or []
     lines = [f"error: {path} is not a valid batch input file; nothing was sent:"]
     for e in errors:
         where = f"code {e['code']}" + (f", param {e['param']}" if e.get("param") else "")

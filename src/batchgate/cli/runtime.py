@@ -16,7 +16,7 @@ from batchgate.engine.retry import RetryPolicy
 from batchgate.engine.worker import WorkerOptions
 from batchgate.errors import BatchgateError, ConfigError
 from batchgate.storage.blobs import BlobStore
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.sql import SqlStore, open_store
 
 
 @dataclass
@@ -38,7 +38,7 @@ class UpstreamOptions:
     max_file_mb: int | None
 
 
-def open_backends(opts: StoreOptions) -> tuple[Store, BlobStore]:
+def open_backends(opts: StoreOptions) -> tuple[SqlStore, BlobStore]:
     """The row store (SQLite under ``data_dir`` unless a database URL is given) and blobs."""
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     url = opts.database_url or f"sqlite:///{(opts.data_dir / 'batchgate.db').resolve()}"
@@ -56,7 +56,7 @@ def reported() -> Iterator[None]:
 
 
 @contextmanager
-def operator_store(data_dir: Path, database_url: str | None) -> Iterator[Store]:
+def operator_store(data_dir: Path, database_url: str | None) -> Iterator[SqlStore]:
     """The server's store for an operator command (``keys``, ``budgets``), closed after;
     errors reported as ``reported`` does."""
     with reported():
@@ -101,7 +101,7 @@ def worker_options(
 def prepare(
     upstreams: UpstreamOptions, stores: StoreOptions, *, lease_ttl: float, max_attempts: int,
     retry_base_delay: float, log_level: str,
-) -> tuple[Config, Store, BlobStore, WorkerOptions]:  # fmt: skip
+) -> tuple[Config, SqlStore, BlobStore, WorkerOptions]:  # fmt: skip
     """Everything ``serve`` and ``worker`` share: logging, config, backends, worker options."""
     setup_logging(log_level)
     config = build_config(upstreams)

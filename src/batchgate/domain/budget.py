@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchgate.domain.cost import TICKS_PER_USD, usd
 from batchgate.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from batchgate.domain.records import Batch
 
 __all__ = [
     "BUDGET_FIELD",
@@ -83,12 +86,12 @@ def period_start_day(period: str, now: float) -> int:
     return 0  # total: every day ever
 
 
-def budget_object(row: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``budget`` extension field of a batch row: null without one."""
-    ticks = row.get("budget_ticks")
+def budget_object(batch: Batch) -> dict[str, Any] | None:
+    """The ``budget`` extension field of a batch: null without one."""
+    ticks = batch.budget_ticks
     if ticks is None:
         return None
-    return {"ticks": int(ticks), "usd": usd(int(ticks)), "reached": row["cost_ticks"] >= ticks}
+    return {"ticks": int(ticks), "usd": usd(int(ticks)), "reached": batch.cost_ticks >= ticks}
 
 
 def tenant_budget_object(row: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,10 @@ bound), not free.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batchgate.domain.records import Batch
 
 __all__ = ["TICKS_PER_USD", "cost_object", "usd"]
 
@@ -26,7 +29,7 @@ def usd(ticks: int) -> str:
     return f"{sign}{whole}.{frac:09d}"
 
 
-def cost_object(row: dict[str, Any]) -> dict[str, Any]:
-    """The ``cost`` extension field of a batch row."""
-    ticks = int(row["cost_ticks"])
-    return {"ticks": ticks, "usd": usd(ticks), "priced": not row["unpriced"]}
+def cost_object(batch: Batch) -> dict[str, Any]:
+    """The ``cost`` extension field of a batch."""
+    ticks = int(batch.cost_ticks)
+    return {"ticks": ticks, "usd": usd(ticks), "priced": not batch.unpriced}

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from batchgate.config import Limits, Router
+from batchgate.dialects import DIALECTS
 from batchgate.domain.budget import reservation
 from batchgate.domain.jsonl import (
     ErrorCollector,
@@ -23,14 +24,15 @@ from batchgate.domain.jsonl import (
     parse_batch_line,
 )
 from batchgate.domain.messages import parse_request_line
-from batchgate.domain.states import RowState
+from batchgate.domain.records import Batch
+from batchgate.domain.states import BatchStatus, RowState, on_validated, on_validation_failed
 from batchgate.providers.translate import (
     TranslationError,
     chat_request_to_messages,
     messages_request_to_chat,
 )
+from batchgate.storage.base import Store
 from batchgate.storage.blobs import BlobStore
-from batchgate.storage.sql import Store
 from batchgate.storage.types import IngestRow
 
 CHUNK_ROWS = 2000
@@ -41,13 +43,13 @@ _TRANSLATE: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = 
 
 
 class _Ingest:
-    def __init__(self, store: Store, batch: dict[str, Any], router: Router, limits: Limits) -> None:
+    def __init__(self, store: Store, batch: Batch, router: Router, limits: Limits) -> None:
         self.store, self.batch, self.router, self.limits = store, batch, router, limits
         self.errors = ErrorCollector(cap=limits.max_errors)
         self.chunk: list[IngestRow] = []
         self.count = 0
         self.failed_now = 0
-        self.messages = batch["endpoint"] == "/v1/messages"
+        self.messages = DIALECTS[batch.dialect].lenient_lines
         self.untranslatable = "invalid_request_error" if self.messages else "untranslatable"
         self.kinds = {u.name: u.kind for u in router.config.upstreams}
         # The token estimate feeds TPM budgets and cost reservations: skip its cost when no
@@ -55,8 +57,8 @@ class _Ingest:
         self.estimate = any(u.tpm > 0 or u.prices for u in router.config.upstreams)
         # Under a budget (the batch's or its tenant's) every row needs a price to be bounded.
         self.budget = (
-            "batch" if batch.get("budget_ticks") is not None
-            else "tenant" if store.get_budget(batch["tenant"]) is not None
+            "batch" if batch.budget_ticks is not None
+            else "tenant" if store.get_budget(batch.tenant) is not None
             else None
         )  # fmt: skip
         self.models: set[str] = set()
@@ -66,7 +68,7 @@ class _Ingest:
         if self.messages:
             self.add_message(line, raw)
             return
-        res = parse_batch_line(raw, line, self.batch["endpoint"], estimate=self.estimate)
+        res = parse_batch_line(raw, line, self.batch.endpoint, estimate=self.estimate)
         if isinstance(res, LineError) and res.code == "blank_line":
             self.blank_lines.append(line)  # an error only if a non-blank line follows
             return
@@ -134,18 +136,18 @@ class _Ingest:
 
     def body_for(self, p: ParsedLine, model: str, kind: str) -> bytes:
         """The body in the upstream's format, with the routed model name."""
-        translate = _TRANSLATE.get((self.batch["endpoint"], kind))
+        translate = _TRANSLATE.get((self.batch.endpoint, kind))
         if translate is not None:
             return orjson.dumps(translate({**p.body, "model": model}))
-        if kind == "anthropic" and self.batch["endpoint"] != "/v1/messages":
+        if kind == "anthropic" and self.batch.endpoint != "/v1/messages":
             raise TranslationError(
-                f"{self.batch['endpoint']} has no Anthropic equivalent.", param="url"
+                f"{self.batch.endpoint} has no Anthropic equivalent.", param="url"
             )
         return p.body_bytes if model == p.model else orjson.dumps({**p.body, "model": model})
 
     def flush(self) -> None:
         if self.chunk:
-            self.store.insert_rows(self.batch["id"], self.chunk, time.time())
+            self.store.insert_rows(self.batch.id, self.chunk, time.time())
             self.chunk = []
 
 
@@ -157,7 +159,7 @@ def requests_blob(batch_id: str) -> str:
 def ingest(
     store: Store,
     blobs: BlobStore,
-    batch: dict[str, Any],
+    batch: Batch,
     token: str,
     router: Router,
     limits: Limits,
@@ -165,13 +167,13 @@ def ingest(
     renew: Callable[[], None] = lambda: None,
 ) -> bool:
     """Validate ``batch``'s input file into rows; start the batch or fail it. True if started."""
-    bid = batch["id"]
+    bid = batch.id
     store.delete_rows(bid)  # a validation that crashed half-way starts over
     job = _Ingest(store, batch, router, limits)
     key: str | None = requests_blob(bid)
-    if batch["input_file_id"] is not None:
-        file = store.get_file(batch["input_file_id"])
-        key = file["blob_key"] if file else None
+    if batch.input_file_id is not None:
+        file = store.get_file(batch.input_file_id)
+        key = file.blob_key if file else None
     if key is None:
         job.errors.add(LineError("invalid_request", "The input file no longer exists.", None))
     else:
@@ -184,13 +186,19 @@ def ingest(
             _check_duplicates(job, store)
     now = int(time.time())
     if job.errors.count:
-        store.fail_batch(bid, token, job.errors.to_list(), now)
+        errors = orjson.dumps({"object": "list", "data": job.errors.to_list()}).decode()
+        store.advance_batch(
+            bid, on_validation_failed, now=now, token=token, values={"errors": errors},
+            drop_rows=True,
+        )  # fmt: skip
         return False
     # An inline batch named its model at create (gateway); a file's is its lines' one model.
-    model = batch["model"] or (next(iter(job.models)) if len(job.models) == 1 else None)
-    return store.start_batch(
-        bid, token, total=job.count, failed=job.failed_now, model=model, now=now
-    )
+    model = batch.model or (next(iter(job.models)) if len(job.models) == 1 else None)
+    # in_progress_at is stamped even for a batch cancelled meanwhile: its input was read (see
+    # ``claim_batch``), so it is not claimed for validation again.
+    counts = {"total": job.count, "failed": job.failed_now, "model": model, "in_progress_at": now}
+    moved = store.advance_batch(bid, on_validated, now=now, token=token, values=counts)
+    return moved == BatchStatus.IN_PROGRESS
 
 
 def _read_file(
@@ -219,7 +227,7 @@ def _read_file(
 
 
 def _check_duplicates(job: _Ingest, store: Store) -> None:
-    dups, total = store.duplicate_custom_ids(job.batch["id"], job.errors.cap)
+    dups, total = store.duplicate_custom_ids(job.batch.id, job.errors.cap)
     for custom_id, line in dups:
         job.errors.add(LineError(
             "duplicate_custom_id",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchgate.config import Config, Router, UpstreamConfig
+from batchgate.domain.records import Batch
 from batchgate.domain.states import BatchStatus, RowState
 from batchgate.engine.finalize import finalize
 from batchgate.engine.ingest import ingest
@@ -27,8 +28,8 @@ from batchgate.engine.results import converters, to_result
 from batchgate.engine.retry import RetryPolicy
 from batchgate.providers import provider_for
 from batchgate.providers.base import Provider
+from batchgate.storage.base import Store
 from batchgate.storage.blobs import BlobStore
-from batchgate.storage.sql import Store
 from batchgate.storage.types import LeasedRow, RowResult
 
 log = logging.getLogger("batchgate.worker")
@@ -226,13 +227,15 @@ class Worker:
         if self.opts.validate:
             busy |= await self._claimed(
                 lambda token, ttl: self.store.claim_batch(
-                    [BatchStatus.VALIDATING.value], token, time.time(), ttl
+                    [BatchStatus.VALIDATING], token, time.time(), ttl
                 ),
                 self._validate,
             )
-        for bid, code, why in await self._safely(self.store.batches_to_sweep, time.time()) or []:
-            if await self._safely(self.store.end_queued_rows, bid, code, time.time(), why):
-                busy = True
+        for sweep in await self._safely(self.store.batches_to_sweep, time.time()) or []:
+            ended = await self._safely(
+                self.store.end_queued_rows, sweep.batch_id, sweep.code, time.time(), sweep.message
+            )
+            busy = busy or bool(ended)
         if self.opts.finalize:
             busy |= await self._claimed(
                 lambda token, ttl: self.store.claim_finalizable(token, time.time(), ttl),
@@ -242,18 +245,18 @@ class Worker:
 
     async def _claimed(
         self,
-        claim: Callable[[str, float], dict[str, Any] | None],
-        work: Callable[[dict[str, Any], str], Awaitable[None]],
+        claim: Callable[[str, float], Batch | None],
+        work: Callable[[Batch, str], Awaitable[None]],
     ) -> bool:
         token = uuid.uuid4().hex
         batch = await self._safely(claim, token, self.opts.lease_ttl)
         if not batch:
             return False
-        renewer = asyncio.create_task(self._renew_claim(batch["id"], token))
+        renewer = asyncio.create_task(self._renew_claim(batch.id, token))
         try:
             await work(batch, token)
         except Exception as exc:  # logged; the claim expires and another try is made later
-            log.exception("batch_step_failed batch_id=%s error=%s", batch["id"], exc)
+            log.exception("batch_step_failed batch_id=%s error=%s", batch.id, exc)
         finally:
             renewer.cancel()
         return True
@@ -264,17 +267,17 @@ class Worker:
             until = time.time() + self.opts.lease_ttl
             await self._safely(self.store.renew_claim, batch_id, token, until)
 
-    async def _validate(self, batch: dict[str, Any], token: str) -> None:
+    async def _validate(self, batch: Batch, token: str) -> None:
         started = await self.store.call(
             ingest, self.store, self.blobs, batch, token, self.router, self.config.limits
         )
-        log.info("batch_validated batch_id=%s started=%s", batch["id"], started)
+        log.info("batch_validated batch_id=%s started=%s", batch.id, started)
         self._batches_at = 0.0
         self.wake()
 
-    async def _finalize(self, batch: dict[str, Any], token: str) -> None:
+    async def _finalize(self, batch: Batch, token: str) -> None:
         done = await self.store.call(finalize, self.store, self.blobs, batch, token)
-        log.info("batch_finalized batch_id=%s done=%s", batch["id"], done)
+        log.info("batch_finalized batch_id=%s done=%s", batch.id, done)
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-"""Storage: the Store (rows in SQLite or PostgreSQL, chosen by URL) and the blob store."""
+"""Storage: the SqlStore (rows in SQLite or PostgreSQL, chosen by URL) and the blob store."""
 
+from batchgate.storage.base import Store
 from batchgate.storage.blobs import BlobStore
-from batchgate.storage.sql import Store, open_store
+from batchgate.storage.sql import SqlStore, open_store
 
-__all__ = ["BlobStore", "Store", "open_store"]
+__all__ = ["BlobStore", "SqlStore", "Store", "open_store"]

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from batchgate.domain.budget import (
@@ -27,23 +27,32 @@ from batchgate.domain.budget import (
     period_start_day,
     tenant_ended_message,
 )
+from batchgate.domain.states import BatchStatus, RowState
+from batchgate.domain.sweeps import Sweep
 from batchgate.errors import BudgetNotFound
 from batchgate.storage.schema import budgets
+from batchgate.storage.sqltext import lit, lits
 from batchgate.storage.types import Row
 
+_S = BatchStatus
 _TENANT_SPENT = (
     "COALESCE((SELECT SUM(cost_ticks) FROM tenant_spend WHERE tenant = ? AND day >= ?), 0)"
 )
 _TENANT_RESERVED = (
     "COALESCE((SELECT SUM(r.reserve_ticks) FROM requests r JOIN batches b ON b.id = r.batch_id "
-    "WHERE b.tenant = ? AND b.status IN ('in_progress', 'cancelling') AND r.state = 'leased' "
+    f"WHERE b.tenant = ? AND b.status IN ({lits([_S.IN_PROGRESS, _S.CANCELLING])}) "
+    f"AND r.state = {lit(RowState.LEASED)} "
     "AND r.reserve_ticks IS NOT NULL), 0)"
 )
 _BATCH_RESERVED = (
-    "COALESCE((SELECT SUM(reserve_ticks) FROM requests WHERE batch_id = ? AND state = 'leased' "
+    "COALESCE((SELECT SUM(reserve_ticks) FROM requests WHERE batch_id = ? "
+    f"AND state = {lit(RowState.LEASED)} "
     "AND reserve_ticks IS NOT NULL), 0)"
 )
-_QUEUED = "EXISTS (SELECT 1 FROM requests q WHERE q.batch_id = b.id AND q.state = 'queued')"
+_QUEUED = (
+    "EXISTS (SELECT 1 FROM requests q WHERE q.batch_id = b.id "
+    f"AND q.state = {lit(RowState.QUEUED)})"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,31 +209,37 @@ class BudgetRecords:
 
     # -- sweeping -----------------------------------------------------------------------------
 
-    def budget_sweeps(self, now: float) -> list[tuple[str, str, str]]:
-        """(batch id, ``budget_exceeded``, message) of running batches with rows still queued
-        whose budget, or whose tenant's budget, is reached."""
-        out: list[tuple[str, str, str]] = []
+    def budget_sweeps(self, now: float) -> list[Sweep]:
+        """Running batches with rows still queued whose budget, or whose tenant's budget, is
+        reached: their queued rows end with ``budget_exceeded``."""
+        running = f"b.status = {lit(_S.IN_PROGRESS)} AND {_QUEUED}"
+        out: list[Sweep] = []
         with self.read() as conn:
-            own = conn.exec_driver_sql(
-                "SELECT b.id, b.budget_ticks FROM batches b WHERE b.status = 'in_progress' "
-                f"AND b.budget_ticks IS NOT NULL AND b.cost_ticks >= b.budget_ticks AND {_QUEUED}"
-            ).all()
-            out += [(str(bid), EXCEEDED, batch_ended_message(int(t))) for bid, t in own]
-            for tenant, ticks, period in conn.exec_driver_sql(
-                "SELECT tenant, budget_ticks, period FROM budgets ORDER BY tenant"
-            ).all():
-                spent = conn.exec_driver_sql(
-                    self._q(f"SELECT {_TENANT_SPENT}"), (tenant, period_start_day(period, now))
-                ).scalar()
-                if int(spent or 0) < int(ticks):
+            own = conn.execute(text(
+                "SELECT b.id, b.budget_ticks FROM batches b WHERE b.budget_ticks IS NOT NULL "
+                f"AND b.cost_ticks >= b.budget_ticks AND {running}"
+            )).all()  # fmt: skip
+            out += [
+                Sweep(str(r.id), EXCEEDED, batch_ended_message(int(r.budget_ticks))) for r in own
+            ]
+            for b in conn.execute(text("SELECT * FROM budgets ORDER BY tenant")).mappings().all():
+                if self._spent(conn, b["tenant"], b["period"], now) < int(b["budget_ticks"]):
                     continue
-                ids = conn.exec_driver_sql(
-                    self._q(
-                        "SELECT b.id FROM batches b WHERE b.tenant = ? "
-                        f"AND b.status = 'in_progress' AND {_QUEUED}"
-                    ),
-                    (tenant,),
-                ).all()
-                message = tenant_ended_message(str(tenant), str(period), int(ticks))
-                out += [(str(r[0]), EXCEEDED, message) for r in ids]
+                ids = conn.execute(
+                    text(f"SELECT b.id FROM batches b WHERE b.tenant = :tenant AND {running}"),
+                    {"tenant": b["tenant"]},
+                ).scalars()
+                why = tenant_ended_message(
+                    str(b["tenant"]), str(b["period"]), int(b["budget_ticks"])
+                )
+                out += [Sweep(str(bid), EXCEEDED, why) for bid in ids]
         return out
+
+    def _spent(self, conn: Connection, tenant: str, period: str, now: float) -> int:
+        """What ``tenant`` spent in the budget period that ``now`` falls in."""
+        sql = text(
+            "SELECT COALESCE(SUM(cost_ticks), 0) FROM tenant_spend "
+            "WHERE tenant = :tenant AND day >= :since"
+        )
+        since = period_start_day(period, now)
+        return int(conn.execute(sql, {"tenant": tenant, "since": since}).scalar() or 0)

@@ -3,14 +3,15 @@ change scoped to a tenant when one is given. The content itself is a blob (``blo
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
+from batchgate.domain.records import FileRecord, from_row
 from batchgate.storage.schema import files
-from batchgate.storage.types import Row
 
 
 class FileRecords:
@@ -21,21 +22,21 @@ class FileRecords:
         def read(self) -> AbstractContextManager[Connection]: ...
         def write(self) -> AbstractContextManager[Connection]: ...
 
-    def insert_file(self, row: Row) -> None:
+    def insert_file(self, file: FileRecord) -> None:
         with self.write() as conn:
-            conn.execute(insert(files).values(**row))
+            conn.execute(insert(files).values(**dataclasses.asdict(file)))
 
-    def get_file(self, file_id: str, tenant: str | None = None) -> Row | None:
+    def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
         q = select(files).where(files.c.id == file_id)
         if tenant is not None:
             q = q.where(files.c.tenant == tenant)
         with self.read() as conn:
             r = conn.execute(q).mappings().first()
-        return dict(r) if r else None
+        return from_row(FileRecord, r) if r else None
 
     def list_files(
         self, tenant: str | None, *, purpose: str | None, after: str | None, limit: int, order: str
-    ) -> tuple[list[Row], bool]:
+    ) -> tuple[list[FileRecord], bool]:
         q = select(files)
         if tenant is not None:
             q = q.where(files.c.tenant == tenant)
@@ -46,10 +47,10 @@ class FileRecords:
             q = q.where(files.c.id < after if desc else files.c.id > after)
         q = q.order_by(files.c.id.desc() if desc else files.c.id.asc()).limit(limit + 1)
         with self.read() as conn:
-            rows = [dict(r) for r in conn.execute(q).mappings()]
+            rows = [from_row(FileRecord, r) for r in conn.execute(q).mappings()]
         return rows[:limit], len(rows) > limit
 
-    def delete_file(self, file_id: str, tenant: str | None = None) -> Row | None:
+    def delete_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
         with self.write() as conn:
             q = select(files).where(files.c.id == file_id)
             if tenant is not None:
@@ -58,4 +59,4 @@ class FileRecords:
             if r is None:
                 return None
             conn.execute(delete(files).where(files.c.id == file_id))
-        return dict(r)
+        return from_row(FileRecord, r)

@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from batchgate import ids
 from batchgate.domain.keys import ID_PREFIX
+from batchgate.domain.records import ApiKey, from_row
 from batchgate.errors import KeyNameTaken, KeyNotFound
 from batchgate.storage.schema import api_keys
-from batchgate.storage.types import Row
 
 _SHOWN = [c for c in api_keys.c if c.name != "key_hash"]
 
@@ -32,7 +32,7 @@ class KeyRecords:
 
     def create_key(
         self, *, name: str, tenant: str, admin: bool, key_hash: str, prefix: str, now: int
-    ) -> Row:
+    ) -> ApiKey:
         """Store a new key (``key_…`` id); the row as ``list_keys`` shows it."""
         row = {
             "id": ids.new_id(ID_PREFIX), "name": name, "tenant": tenant, "key_hash": key_hash,
@@ -47,15 +47,15 @@ class KeyRecords:
                 f"(`batchgate keys revoke {name}`) or choose another name.",
                 param="name",
             ) from None
-        return {k: v for k, v in row.items() if k != "key_hash"}
+        return from_row(ApiKey, row)
 
-    def list_keys(self) -> list[Row]:
+    def list_keys(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first; without hashes."""
         with self.read() as conn:
             rows = conn.execute(select(*_SHOWN).order_by(api_keys.c.id)).mappings()
-            return [dict(r) for r in rows]
+            return [from_row(ApiKey, r) for r in rows]
 
-    def revoke_key(self, id_or_name: str, now: int) -> Row:
+    def revoke_key(self, id_or_name: str, now: int) -> ApiKey:
         """Revoke the key with this id, or the live key with this name; revoking a revoked key
         changes nothing. Returns the key's row (``revoked_at`` set)."""
         match = or_(
@@ -71,16 +71,16 @@ class KeyRecords:
                     param="key",
                 )
             if row["revoked_at"] is not None:
-                return dict(row)
+                return from_row(ApiKey, row)
             conn.execute(update(api_keys).where(api_keys.c.id == row["id"]).values(revoked_at=now))
-        return {**row, "revoked_at": now}
+        return from_row(ApiKey, {**row, "revoked_at": now})
 
-    def key_by_hash(self, key_hash: str) -> Row | None:
+    def key_by_hash(self, key_hash: str) -> ApiKey | None:
         """The key with this hash, revoked or not (``revoked_at`` tells)."""
         with self.read() as conn:
             q = select(*_SHOWN).where(api_keys.c.key_hash == key_hash)
             r = conn.execute(q).mappings().first()
-        return dict(r) if r else None
+        return from_row(ApiKey, r) if r else None
 
     def has_live_keys(self) -> bool:
         """Whether any key is unrevoked: with none, the server may run open (loopback only)."""

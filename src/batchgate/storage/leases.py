@@ -14,15 +14,18 @@ from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from batchgate.domain.states import BatchStatus
+from batchgate.domain.states import RowState
 from batchgate.storage.budgets import BudgetCap
-from batchgate.storage.schema import batches
+from batchgate.storage.rows import FREE_LEASE, row_move_sql
+from batchgate.storage.sqltext import lit
 from batchgate.storage.types import LeasedRow
 
+_R = RowState
 _LEASED = "line, custom_id, body, est_tokens, attempts"  # what a lease returns of each row
+_TAKE = "lease_token = ?, lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1"
 
 
 class LeaseRecords:
@@ -40,17 +43,6 @@ class LeaseRecords:
         def _within(
             self, conn: Connection, batch_id: str, cap: BudgetCap, candidates: Sequence[Any]
         ) -> list[int]: ...
-
-    def dispatchable_batches(self, now: float) -> list[tuple[str, str]]:
-        """(id, endpoint) of batches whose queued rows may be sent now."""
-        with self.read() as conn:
-            rows = conn.execute(
-                select(batches.c.id, batches.c.endpoint)
-                .where(batches.c.status == BatchStatus.IN_PROGRESS.value)
-                .where(batches.c.expires_at > now)
-                .order_by(batches.c.created_at)
-            ).all()
-        return [(str(r[0]), str(r[1])) for r in rows]
 
     def lease(
         self,
@@ -98,14 +90,12 @@ class LeaseRecords:
 
     @cached_property
     def _lease_sql(self) -> str:
-        return self._q(
-            "UPDATE requests SET state = 'leased', lease_token = ?, lease_owner = ?, "
-            "lease_expires_at = ?, attempts = attempts + 1 "
-            "WHERE (batch_id, line) IN (SELECT batch_id, line FROM requests "
-            "WHERE batch_id = ? AND upstream = ? AND state = 'queued' AND next_attempt_at <= ? "
-            f"ORDER BY line LIMIT ?{self._skip_locked()}) "
-            f"RETURNING {_LEASED}"
+        due = (
+            "(batch_id, line) IN (SELECT batch_id, line FROM requests WHERE batch_id = ? "
+            "AND upstream = ? AND state = {state} AND next_attempt_at <= ? "
+            f"ORDER BY line LIMIT ?{self._skip_locked()})"
         )
+        return self._q(f"{row_move_sql(_R.QUEUED, _R.LEASED, _TAKE, due)} RETURNING {_LEASED}")
 
     def _lease_capped(
         self, conn: Connection, batch_id: str, cap: BudgetCap, upstream: str, share: int,
@@ -116,7 +106,7 @@ class LeaseRecords:
         due = conn.exec_driver_sql(
             self._q(
                 "SELECT line, reserve_ticks FROM requests WHERE batch_id = ? AND upstream = ? "
-                "AND state = 'queued' AND next_attempt_at <= ? ORDER BY line LIMIT ?"
+                f"AND state = {lit(_R.QUEUED)} AND next_attempt_at <= ? ORDER BY line LIMIT ?"
                 f"{self._skip_locked()}"
             ),
             (batch_id, upstream, now, share),
@@ -125,65 +115,57 @@ class LeaseRecords:
         if not lines:
             return []
         marks = ",".join("?" for _ in lines)
+        move = row_move_sql(_R.QUEUED, _R.LEASED, _TAKE, f"batch_id = ? AND line IN ({marks})")
         return list(conn.exec_driver_sql(
-            self._q(
-                "UPDATE requests SET state = 'leased', lease_token = ?, lease_owner = ?, "
-                "lease_expires_at = ?, attempts = attempts + 1 "
-                f"WHERE batch_id = ? AND line IN ({marks}) RETURNING {_LEASED}"
-            ),
+            self._q(f"{move} RETURNING {_LEASED}"),
             (*leased, batch_id, *lines),
         ).all())  # fmt: skip
 
     def heartbeat(self, owner: str, until: float) -> int:
         """Extend every lease ``owner`` holds; a live worker never loses its rows."""
-        sql = self._q(
-            "UPDATE requests SET lease_expires_at = ? WHERE lease_owner = ? AND state = 'leased'"
+        sql = text(
+            "UPDATE requests SET lease_expires_at = :until "
+            f"WHERE lease_owner = :owner AND state = {lit(_R.LEASED)}"
         )
         with self.write() as conn:
-            return int(conn.exec_driver_sql(sql, (until, owner)).rowcount)
+            return int(conn.execute(sql, {"until": until, "owner": owner}).rowcount)
 
     def release_leases(self, owner: str) -> int:
         """A worker stopping cleanly hands its unsent rows back at once."""
-        sql = self._q(
-            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
-            "lease_expires_at = NULL WHERE lease_owner = ? AND state = 'leased'"
-        )
+        sql = text(row_move_sql(_R.LEASED, _R.QUEUED, FREE_LEASE, "lease_owner = :owner"))
         with self.write() as conn:
-            return int(conn.exec_driver_sql(sql, (owner,)).rowcount)
+            return int(conn.execute(sql, {"owner": owner}).rowcount)
 
     def reclaim_expired_leases(self, now: float) -> int:
         """Put rows whose lease ran out (their worker died) back in the queue."""
-        sql = self._q(
-            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
-            "lease_expires_at = NULL, next_attempt_at = ? "
-            "WHERE state = 'leased' AND lease_expires_at < ?"
-        )
+        sql = text(row_move_sql(
+            _R.LEASED, _R.QUEUED, f"{FREE_LEASE}, next_attempt_at = :now", "lease_expires_at < :now"
+        ))  # fmt: skip
         with self.write() as conn:
-            return int(conn.exec_driver_sql(sql, (now, now)).rowcount)
+            return int(conn.execute(sql, {"now": now}).rowcount)
 
     def release_all_leases(self, now: float) -> tuple[int, int]:
         """Requeue every leased row and free every batch claim, expired or not: only for a
         caller that knows no other process uses this database (``batchgate run`` holds a lock
         on it), so the work of a killed run resumes at once instead of after lease expiry.
         Returns (rows requeued, claims freed)."""
-        rows_sql = self._q(
-            "UPDATE requests SET state = 'queued', lease_token = NULL, lease_owner = NULL, "
-            "lease_expires_at = NULL, next_attempt_at = ? WHERE state = 'leased'"
+        rows_sql = text(
+            row_move_sql(_R.LEASED, _R.QUEUED, f"{FREE_LEASE}, next_attempt_at = :now", "1 = 1")
         )
-        claims_sql = (
+        claims_sql = text(
             "UPDATE batches SET claim_token = NULL, claim_expires_at = NULL "
             "WHERE claim_token IS NOT NULL"
         )
         with self.write() as conn:
-            rows = conn.exec_driver_sql(rows_sql, (now,)).rowcount
-            claims = conn.exec_driver_sql(claims_sql).rowcount
+            rows = conn.execute(rows_sql, {"now": now}).rowcount
+            claims = conn.execute(claims_sql).rowcount
         return int(rows), int(claims)
 
     def count_retrying(self, batch_id: str) -> int:
         """Rows of a batch waiting to be sent again after a retryable failure."""
-        sql = self._q(
-            "SELECT COUNT(*) FROM requests "
-            "WHERE batch_id = ? AND state = 'queued' AND error_code = 'retrying'"
+        sql = text(
+            "SELECT COUNT(*) FROM requests WHERE batch_id = :batch_id "
+            f"AND state = {lit(_R.QUEUED)} AND error_code = 'retrying'"
         )
         with self.read() as conn:
-            return int(conn.exec_driver_sql(sql, (batch_id,)).scalar() or 0)
+            return int(conn.execute(sql, {"batch_id": batch_id}).scalar() or 0)

@@ -7,6 +7,7 @@ from typing import Any
 
 from batchgate.domain.budget import budget_object
 from batchgate.domain.cost import cost_object
+from batchgate.domain.records import Batch
 from batchgate.domain.states import TERMINAL
 
 _PROCESSING = {"cancelling": "canceling"}
@@ -24,30 +25,30 @@ def processing_status(status: str) -> str:
     return _PROCESSING.get(status, "in_progress")
 
 
-def message_batch(row: dict[str, Any], base_url: str) -> dict[str, Any]:
+def message_batch(row: Batch, base_url: str) -> dict[str, Any]:
     """``base_url`` is how the client reached this server (for an absolute ``results_url``)."""
-    status = processing_status(row["status"])
+    status = processing_status(row.status)
     ended = status == "ended"
-    done = row["completed"] + row["failed"]
-    ended_at = row["completed_at"] or row["cancelled_at"] or row["expired_at"] or row["failed_at"]
+    done = row.completed + row.failed
+    ended_at = row.completed_at or row.cancelled_at or row.expired_at or row.failed_at
     return {
-        "id": row["id"],
+        "id": row.id,
         "type": "message_batch",
         "processing_status": status,
         "request_counts": {
-            "processing": max(0, row["total"] - done),
-            "succeeded": row["completed"],
-            "errored": row["failed"] - row["canceled"] - row["expired"],
-            "canceled": row["canceled"],
-            "expired": row["expired"],
+            "processing": max(0, row.total - done),
+            "succeeded": row.completed,
+            "errored": row.failed - row.canceled - row.expired,
+            "canceled": row.canceled,
+            "expired": row.expired,
         },
-        "created_at": rfc3339(row["created_at"]),
-        "expires_at": rfc3339(row["expires_at"]),
+        "created_at": rfc3339(row.created_at),
+        "expires_at": rfc3339(row.expires_at),
         "ended_at": rfc3339(ended_at) if ended else None,
-        "cancel_initiated_at": rfc3339(row["cancelling_at"]),
+        "cancel_initiated_at": rfc3339(row.cancelling_at),
         "archived_at": None,
         "results_url": (
-            f"{base_url.rstrip('/')}/v1/messages/batches/{row['id']}/results" if ended else None
+            f"{base_url.rstrip('/')}/v1/messages/batches/{row.id}/results" if ended else None
         ),
         "cost": cost_object(row),  # extension field (batchgate.domain.cost)
         "budget": budget_object(row),  # extension field (batchgate.domain.budget)

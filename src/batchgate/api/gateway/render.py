@@ -7,25 +7,24 @@ from typing import Any
 import orjson
 
 from batchgate.api.openai.render import batch_object
-from batchgate.api.rows import RowTuple, row_error
+from batchgate.api.rows import row_error
+from batchgate.domain.records import Batch, FinishedRow
 from batchgate.domain.states import RowState
 
 
-def gateway_batch(row: dict[str, Any], provider: str | None) -> dict[str, Any]:
+def gateway_batch(row: Batch, provider: str | None) -> dict[str, Any]:
     """Every key of the OpenAI Batch (so the openai SDK reads it), plus ``provider``: the
     upstream the batch's ``model`` routes to."""
     return {**batch_object(row), "provider": provider}
 
 
-def result_item(row: RowTuple) -> bytes:
+def result_item(row: FinishedRow) -> bytes:
     """``{"custom_id", "result": <chat completion> | null, "error": {code, message} | null}``."""
-    _line, custom_id, state, _status, response, _rid, error_code, error_message = row
-    head = b'{"custom_id":' + orjson.dumps(custom_id)
-    if state == RowState.SUCCEEDED:
-        return head + b',"result":' + bytes(response) + b',"error":null}'
-    code, message = row_error(
-        bytes(response) if response is not None else None, error_code, error_message
-    )
+    head = b'{"custom_id":' + orjson.dumps(row.custom_id)
+    response = bytes(row.response) if row.response is not None else None
+    if row.state == RowState.SUCCEEDED:
+        return head + b',"result":' + (response or b"null") + b',"error":null}'
+    code, message = row_error(response, row.error_code, row.error_message)
     error = orjson.dumps({"code": code, "message": message})
     return head + b',"result":null,"error":' + error + b"}"
 

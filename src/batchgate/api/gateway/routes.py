@@ -1,5 +1,5 @@
-"""The inline gateway dialect on ``/v1/batches``: which create a body is, the gateway create,
-its batch object and its JSON results.
+"""The inline gateway dialect on ``/v1/batches``: which create a body is, its batch object and
+its JSON results (its create check is ``dialects/gateway.py``).
 
 Gateway batches share ``/v1/batches`` with the OpenAI dialect (the routes are in
 ``api/openai/routes.py``, which dispatch here by the body on create and by the batch's dialect
@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from batchgate.api.common import owner_of, query_int, service_of
+from batchgate.api.common import query_int, service_of
 from batchgate.api.gateway.render import RESULTS_HEAD, gateway_batch, result_item, results_tail
+from batchgate.domain.records import Batch
 from batchgate.errors import InvalidRequest
 from batchgate.service import Service
 
@@ -40,24 +41,17 @@ def create_dialect(body: Any) -> str:
     return "gateway" if gateway else "openai"
 
 
-async def create(request: Request, body: dict[str, Any]) -> Response:
-    svc = service_of(request)
-    row = await svc.store.call(svc.create_gateway_batch, owner_of(request), body)
-    request.app.state.runtime.wake()
-    return JSONResponse(render_batch(request, row))
+def render_batch(request: Request, batch: Batch) -> dict[str, Any]:
+    return gateway_batch(batch, service_of(request).provider_of(batch.model))
 
 
-def render_batch(request: Request, row: dict[str, Any]) -> dict[str, Any]:
-    return gateway_batch(row, service_of(request).provider_of(row["model"]))
-
-
-async def results(request: Request, batch: dict[str, Any]) -> Response:
+async def results(request: Request, batch: Batch) -> Response:
     """Finished rows in input order as JSON (all of them once the batch ended): every one
     without ``limit``, streamed; with ``after``/``limit`` one page, ``next_after`` the next."""
     after = query_int(request, "after", 0, 0, 2**31 - 1)
     paged = "limit" in request.query_params
     limit = query_int(request, "limit", 0, 1, 10_000) if paged else EVERY
-    body = _stream(service_of(request), batch["id"], after, limit)
+    body = _stream(service_of(request), batch.id, after, limit)
     return StreamingResponse(body, media_type="application/json")
 
 
@@ -66,13 +60,11 @@ async def _stream(svc: Service, batch_id: str, after: int, limit: int) -> AsyncI
     sent, more = 0, False
     while sent < limit:
         want = min(CHUNK, limit - sent)
-        rows = await svc.store.call(
-            svc.store.rows_after, batch_id, after, want + 1, finished_only=True
-        )
+        rows = await svc.finished_rows(batch_id, after, want + 1)
         page = rows[:want]
         if page:
             yield (b"," if sent else b"") + b",".join(result_item(r) for r in page)
-            sent, after = sent + len(page), page[-1][0]
+            sent, after = sent + len(page), page[-1].line
         more = len(rows) > want
         if not more:
             break

@@ -9,25 +9,26 @@ import orjson
 from batchgate.api.anthropic.render import rfc3339
 from batchgate.api.rows import row_error
 from batchgate.domain.jobs import STATUS, job_id, label
+from batchgate.domain.records import RequestRecord
 from batchgate.domain.states import OPEN_ROWS, RowState
 
 
-def job_object(row: dict[str, Any]) -> dict[str, Any]:
+def job_object(row: RequestRecord) -> dict[str, Any]:
     """A job from its request row (with its batch's ``created_at``). ``cost_ticks`` is the
     row's recorded cost in ticks (1e-9 USD): 0 until it finishes, and 0 for an unpriced model."""
-    model, title = label(row["custom_id"])
-    state = row["state"]
+    model, title = label(row.custom_id)
+    state = row.state
     ended = state not in OPEN_ROWS
     return {
-        "job_id": job_id(row["batch_id"], row["line"]),
+        "job_id": job_id(row.batch_id, row.line),
         "status": STATUS[state],
         "model": model,
         "title": title,
-        "created_at": rfc3339(row["created_at"]),
-        "completed_at": rfc3339(int(row["finished_at"])) if ended and row["finished_at"] else None,
-        "result": reply_text(row["response"]) if state == RowState.SUCCEEDED else None,
+        "created_at": rfc3339(row.created_at),
+        "completed_at": rfc3339(int(row.finished_at)) if ended and row.finished_at else None,
+        "result": reply_text(row.response) if state == RowState.SUCCEEDED else None,
         "error": _error(row) if ended and state != RowState.SUCCEEDED else None,
-        "cost_ticks": row["cost_ticks"] or 0,
+        "cost_ticks": row.cost_ticks or 0,
     }
 
 
@@ -40,7 +41,7 @@ def reply_text(response: bytes | None) -> Any:
         return None
 
 
-def _error(row: dict[str, Any]) -> str:
-    response = bytes(row["response"]) if row["response"] is not None else None
-    code, message = row_error(response, row["error_code"], row["error_message"])
+def _error(row: RequestRecord) -> str:
+    response = bytes(row.response) if row.response is not None else None
+    code, message = row_error(response, row.error_code, row.error_message)
     return message or code

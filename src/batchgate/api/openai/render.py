@@ -8,6 +8,7 @@ import orjson
 
 from batchgate.domain.budget import budget_object
 from batchgate.domain.cost import cost_object
+from batchgate.domain.records import Batch, FileRecord
 
 _STAMPS = (
     "in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
@@ -15,16 +16,16 @@ _STAMPS = (
 )  # fmt: skip
 
 
-def file_object(row: dict[str, Any]) -> dict[str, Any]:
+def file_object(file: FileRecord) -> dict[str, Any]:
     return {
-        "id": row["id"],
+        "id": file.id,
         "object": "file",
-        "bytes": row["bytes"],
-        "created_at": row["created_at"],
-        "filename": row["filename"],
-        "purpose": row["purpose"],
-        "status": row["status"],
-        "expires_at": row["expires_at"],
+        "bytes": file.bytes,
+        "created_at": file.created_at,
+        "filename": file.filename,
+        "purpose": file.purpose,
+        "status": file.status,
+        "expires_at": file.expires_at,
         "status_details": None,
     }
 
@@ -33,37 +34,37 @@ def _json(text: str | None) -> Any:
     return orjson.loads(text) if text else None
 
 
-def batch_object(row: dict[str, Any]) -> dict[str, Any]:
+def batch_object(row: Batch) -> dict[str, Any]:
     obj: dict[str, Any] = {
-        "id": row["id"],
+        "id": row.id,
         "object": "batch",
-        "endpoint": row["endpoint"],
-        "model": row["model"],
-        "errors": _json(row["errors"]),
-        "input_file_id": row["input_file_id"],
-        "completion_window": row["completion_window"],
-        "status": row["status"],
-        "output_file_id": row["output_file_id"],
-        "error_file_id": row["error_file_id"],
-        "created_at": row["created_at"],
-        "expires_at": row["expires_at"],
+        "endpoint": row.endpoint,
+        "model": row.model,
+        "errors": _json(row.errors),
+        "input_file_id": row.input_file_id,
+        "completion_window": row.completion_window,
+        "status": row.status,
+        "output_file_id": row.output_file_id,
+        "error_file_id": row.error_file_id,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
     }
     for stamp in _STAMPS:
-        obj[stamp] = row[stamp]
+        obj[stamp] = getattr(row, stamp)
     obj["request_counts"] = {
-        "total": row["total"],
-        "completed": row["completed"],
-        "failed": row["failed"],
+        "total": row.total,
+        "completed": row.completed,
+        "failed": row.failed,
     }
-    inp, out = row["input_tokens"], row["output_tokens"]
+    inp, out = row.input_tokens, row.output_tokens
     obj["usage"] = {
         "input_tokens": inp,
-        "input_tokens_details": {"cached_tokens": row["cached_tokens"]},
+        "input_tokens_details": {"cached_tokens": row.cached_tokens},
         "output_tokens": out,
-        "output_tokens_details": {"reasoning_tokens": row["reasoning_tokens"]},
+        "output_tokens_details": {"reasoning_tokens": row.reasoning_tokens},
         "total_tokens": inp + out,
     }
-    obj["metadata"] = _json(row["metadata"])
+    obj["metadata"] = _json(row.metadata)
     obj["cost"] = cost_object(row)  # extension field (batchgate.domain.cost)
     obj["budget"] = budget_object(row)  # extension field (batchgate.domain.budget)
     return obj

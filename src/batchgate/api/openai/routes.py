@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchgate.api.common import (
@@ -18,10 +18,12 @@ from batchgate.api.common import (
     results_page,
     scope_of,
     service_of,
+    stream_blob,
 )
 from batchgate.api.gateway import routes as gateway
 from batchgate.api.openai.render import batch_object, file_object, page
-from batchgate.errors import FileNotFound, InvalidRequest
+from batchgate.domain.records import Batch
+from batchgate.errors import InvalidRequest
 
 
 async def upload_file(request: Request) -> Response:
@@ -43,11 +45,11 @@ async def upload_file(request: Request) -> Response:
         seconds = _expires_after(
             form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
         )
-        row = await svc.store.call(
-            svc.upload_file, owner_of(request), filename=upload.filename or "upload",
-            purpose=purpose, src=upload.file, expires_after=seconds,
+        file = await svc.upload_file(
+            owner_of(request), filename=upload.filename or "upload", purpose=purpose,
+            src=upload.file, expires_after=seconds,
         )  # fmt: skip
-    return JSONResponse(file_object(row))
+    return JSONResponse(file_object(file))
 
 
 def _expires_after(anchor: object, seconds: object) -> int | None:
@@ -66,108 +68,83 @@ def _expires_after(anchor: object, seconds: object) -> int | None:
 
 
 async def list_files(request: Request) -> Response:
-    svc = service_of(request)
-    order = request.query_params.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise InvalidRequest("order must be 'asc' or 'desc'.", param="order")
-    rows, more = await svc.store.call(
-        svc.store.list_files, scope_of(request),
-        purpose=request.query_params.get("purpose"), after=request.query_params.get("after"),
-        limit=query_int(request, "limit", 10_000, 1, 10_000), order=order,
+    files, more = await service_of(request).list_files(
+        scope_of(request), purpose=request.query_params.get("purpose"),
+        after=request.query_params.get("after"),
+        limit=query_int(request, "limit", 10_000, 1, 10_000),
+        order=request.query_params.get("order", "desc"),
     )  # fmt: skip
-    return JSONResponse(page([file_object(r) for r in rows], more))
+    return JSONResponse(page([file_object(f) for f in files], more))
 
 
 async def get_file(request: Request) -> Response:
-    svc = service_of(request)
-    row = await svc.store.call(svc.get_file, scope_of(request), request.path_params["file_id"])
-    return JSONResponse(file_object(row))
+    file = await service_of(request).get_file(scope_of(request), request.path_params["file_id"])
+    return JSONResponse(file_object(file))
 
 
 async def file_content(request: Request) -> Response:
     svc = service_of(request)
-    row = await svc.store.call(svc.get_file, scope_of(request), request.path_params["file_id"])
-    path = svc.blobs.path(row["blob_key"])
-    if not path.is_file():  # FileResponse would fail with a 500
-        raise FileNotFound(f"The content of file {row['id']} is gone.", param="id")
-    return FileResponse(path, media_type="application/jsonl")
+    blob = await svc.file_content(scope_of(request), request.path_params["file_id"])
+    return stream_blob(blob, "application/jsonl")
 
 
 async def delete_file(request: Request) -> Response:
-    svc = service_of(request)
-    row = await svc.store.call(svc.delete_file, scope_of(request), request.path_params["file_id"])
-    return JSONResponse({"id": row["id"], "object": "file", "deleted": True})
+    file = await service_of(request).delete_file(scope_of(request), request.path_params["file_id"])
+    return JSONResponse({"id": file.id, "object": "file", "deleted": True})
 
 
 # /v1/batches serves the batches of two dialects: OpenAI's (a file) and the inline gateway's.
 # A create is told apart by its body; every other call by the batch's dialect, through tables.
 DIALECTS = ("openai", "gateway")
-Render = Callable[[Request, dict[str, Any]], dict[str, Any]]
+Render = Callable[[Request, Batch], dict[str, Any]]
 RENDER: dict[str, Render] = {
-    "openai": lambda _request, row: batch_object(row),
+    "openai": lambda _request, batch: batch_object(batch),
     "gateway": gateway.render_batch,
 }
 
 
-def _render(request: Request, row: dict[str, Any]) -> dict[str, Any]:
-    return RENDER[row["dialect"]](request, row)
+def _render(request: Request, batch: Batch) -> dict[str, Any]:
+    return RENDER[batch.dialect](request, batch)
 
 
 async def create_batch(request: Request) -> Response:
     body = await json_body(request)
-    return await CREATE[gateway.create_dialect(body)](request, body)
-
-
-async def _create_openai(request: Request, body: Any) -> Response:
-    svc = service_of(request)
-    row = await svc.store.call(svc.create_openai_batch, owner_of(request), body)
-    request.app.state.runtime.wake()
-    return JSONResponse(batch_object(row))
-
-
-CREATE: dict[str, Callable[[Request, Any], Awaitable[Response]]] = {
-    "openai": _create_openai,
-    "gateway": gateway.create,
-}
+    dialect = gateway.create_dialect(body)
+    batch = await service_of(request).create_batch(dialect, owner_of(request), body)
+    return JSONResponse(_render(request, batch))
 
 
 async def list_batches(request: Request) -> Response:
-    svc = service_of(request)
-    rows, more = await svc.store.call(
-        svc.store.list_batches, scope_of(request), after=request.query_params.get("after"),
+    batches, more = await service_of(request).list_batches(
+        scope_of(request), after=request.query_params.get("after"),
         limit=query_int(request, "limit", 20, 1, 100), dialect=DIALECTS,
     )  # fmt: skip
-    return JSONResponse(page([_render(request, r) for r in rows], more))
+    return JSONResponse(page([_render(request, b) for b in batches], more))
 
 
 async def get_batch(request: Request) -> Response:
-    svc = service_of(request)
-    row = await svc.store.call(
-        svc.get_batch, scope_of(request), request.path_params["batch_id"], dialect=DIALECTS
-    )
-    return JSONResponse(_render(request, row))
+    bid = request.path_params["batch_id"]
+    batch = await service_of(request).get_batch(scope_of(request), bid, dialect=DIALECTS)
+    return JSONResponse(_render(request, batch))
 
 
 async def cancel_batch(request: Request) -> Response:
-    svc = service_of(request)
     bid = request.path_params["batch_id"]
-    row = await svc.store.call(svc.cancel_batch, scope_of(request), bid, dialect=DIALECTS)
-    request.app.state.runtime.wake()
-    return JSONResponse(_render(request, row))
+    batch = await service_of(request).cancel_batch(scope_of(request), bid, dialect=DIALECTS)
+    return JSONResponse(_render(request, batch))
 
 
 async def delete_batch(request: Request) -> Response:
-    svc = service_of(request)
     bid = request.path_params["batch_id"]
-    await svc.store.call(svc.delete_batch, scope_of(request), bid, dialect=DIALECTS)
+    await service_of(request).delete_batch(scope_of(request), bid, dialect=DIALECTS)
     return JSONResponse({"id": bid, "object": "batch", "deleted": True})
 
 
-async def _openai_results(request: Request, _batch: dict[str, Any]) -> Response:
+async def _openai_results(request: Request, _batch: Batch) -> Response:
     return await results_page(request, "openai", "application/jsonl")
 
 
-RESULTS: dict[str, Callable[[Request, dict[str, Any]], Awaitable[Response]]] = {
+RESULTS: dict[str, Callable[[Request, Batch], Awaitable[Response]]] = {
     "openai": _openai_results,  # a JSONL page of OpenAI output lines (an extension)
     "gateway": gateway.results,  # the gateway's JSON {"results": [...]}
 }
@@ -176,13 +153,11 @@ RESULTS: dict[str, Callable[[Request, dict[str, Any]], Awaitable[Response]]] = {
 async def batch_results(request: Request) -> Response:
     """Each dialect's own results answer; a client that asks for ``application/jsonl`` (the
     batchgate SDK and CLI) gets the JSONL page of OpenAI output lines for any batch here."""
-    svc = service_of(request)
-    row = await svc.store.call(
-        svc.get_batch, scope_of(request), request.path_params["batch_id"], dialect=DIALECTS
-    )
+    bid = request.path_params["batch_id"]
+    batch = await service_of(request).get_batch(scope_of(request), bid, dialect=DIALECTS)
     if "application/jsonl" in request.headers.get("accept", ""):
-        return await results_page(request, row["dialect"], "application/jsonl")
-    return await RESULTS[row["dialect"]](request, row)
+        return await results_page(request, batch.dialect, "application/jsonl")
+    return await RESULTS[batch.dialect](request, batch)
 
 
 def routes() -> list[Route]:

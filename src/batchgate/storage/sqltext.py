@@ -1,0 +1,17 @@
+"""SQL text built from the state enums, so that no status literal is written by hand in a query
+(a partial index's predicate stays matched: the literal is the enum's value)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+def lit(value: StrEnum) -> str:
+    """An enum value as an SQL string literal (the values are fixed identifiers)."""
+    return f"'{value.value}'"
+
+
+def lits(values: Iterable[StrEnum]) -> str:
+    """Enum values as a comma-separated list of SQL string literals, for ``IN (...)``."""
+    return ", ".join(lit(v) for v in values)
