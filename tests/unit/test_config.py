@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from batchgate.config import (
-    Config,
-    Limits,
-    Route,
-    Router,
-    UpstreamConfig,
-    load_config,
-    single_upstream,
-)
+from batchgate.config import Config, Limits, UpstreamConfig, single_upstream
+from batchgate.configfile import load_config
 from batchgate.errors import ConfigError
+from batchgate.routing import Route, Router
 
 FULL = """
 default = "local"

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from batchgate.config import Price, Route, Router, UpstreamConfig, flag_upstreams, load_config
+from batchgate.config import Price, UpstreamConfig, flag_upstreams
+from batchgate.configfile import load_config
 from batchgate.domain.cost import cost_object, usd
 from batchgate.errors import ConfigError
+from batchgate.routing import Route, Router
 
 PRICED = """
 default = "local"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import typer
 
-from batchgate.config import Config, Limits, flag_upstreams, load_config
+from batchgate.config import Config, Limits, flag_upstreams
+from batchgate.configfile import load_config
 from batchgate.engine.retry import RetryPolicy
 from batchgate.engine.worker import WorkerOptions
 from batchgate.errors import BatchgateError, ConfigError
