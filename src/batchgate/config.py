@@ -40,9 +40,12 @@ upstream (aliases, ``name/model`` prefixes, ``models``, the default) is in ``rou
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+# NO_PROXY matching as urllib does it; public since Python 3 but missing from typeshed.
+from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
 from batchgate.domain.cost import TICKS_PER_USD
 from batchgate.errors import ConfigError
@@ -52,13 +55,17 @@ __all__ = [
     "InvalidKey",
     "Limits",
     "Price",
+    "Secret",
     "UpstreamConfig",
     "flag_upstreams",
     "quote_key",
+    "redact",
     "single_upstream",
+    "with_environment",
 ]
 
 UPSTREAM_KINDS = ("openai", "anthropic")
+HTTP_CLIENTS = ("fast", "aiohttp")
 _TICKS_PER_TOKEN = TICKS_PER_USD / 1_000_000  # a price per million tokens -> ticks per token
 
 
@@ -71,8 +78,33 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True, repr=False)
+class Secret:
+    """A credential: ``reveal()`` gives its text; repr and str never do, so a config can be
+    printed or logged whole."""
+
+    _text: str
+
+    def reveal(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+def redact(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hostport}").geturl()
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class UpstreamConfig:
-    """One upstream server. Only the *name* of the env var holding its key is stored."""
+    """One upstream server. The file names the env var holding its key (``api_key_env``);
+    ``api_key`` is the key itself, filled in at the edge by ``with_environment``."""
 
     name: str
     url: str  # base URL including /v1, without a trailing slash
@@ -81,12 +113,18 @@ class UpstreamConfig:
     concurrency: int = 64
     rpm: int = 0  # 0 = unlimited
     tpm: int = 0
-    timeout: float = 600.0  # seconds per upstream request
+    timeout: float = 600.0  # seconds to wait for an answer once the request is sent
+    connect_timeout: float = 10.0  # seconds to open a connection (proxy and TLS included)
     models: tuple[str, ...] = ()
     # (model or "*", price) pairs in file order, so the value stays hashable; a mapping given
     # here is stored as its pairs.
     prices: tuple[tuple[str, Price], ...] = ()
     batch_discount: float = 1.0
+    client: str | None = None  # "fast" | "aiohttp"; None: chosen by the URL's scheme
+    proxy: str | None = None  # http://[user:password@]HOST:PORT of a CONNECT proxy
+    ca_file: str | None = None  # PEM bundle of the CAs to trust instead of the system's
+    verify: bool = True  # False: TLS without certificate checks
+    api_key: Secret | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))
@@ -107,18 +145,24 @@ class UpstreamConfig:
         factor = _TICKS_PER_TOKEN * self.batch_discount
         return round(price.input * factor, 6), round(price.output * factor, 6)
 
-    def api_key(self) -> str | None:
-        """Read the key from the environment at call time; None when unset or empty."""
-        if not self.api_key_env:
-            return None
-        return os.environ.get(self.api_key_env) or None
+    @property
+    def http_client(self) -> str:
+        """The client that talks to it: ``client`` when set, else "fast" (the lean keep-alive
+        client, for local servers) for http:// and "aiohttp" (the mainstream one) for https://."""
+        if self.client is not None:
+            return self.client
+        return "aiohttp" if self.url.startswith("https://") else "fast"
 
     def __repr__(self) -> str:
+        proxy = None if self.proxy is None else redact(self.proxy)
         return (
             f"UpstreamConfig(name={self.name!r}, url={self.url!r}, kind={self.kind!r}, "
             f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency}, rpm={self.rpm}, "
-            f"tpm={self.tpm}, timeout={self.timeout}, models={self.models!r}, "
-            f"prices={dict(self.prices)!r}, batch_discount={self.batch_discount})"
+            f"tpm={self.tpm}, timeout={self.timeout}, connect_timeout={self.connect_timeout}, "
+            f"models={self.models!r}, prices={dict(self.prices)!r}, "
+            f"batch_discount={self.batch_discount}, client={self.http_client!r}, "
+            f"proxy={proxy!r}, ca_file={self.ca_file!r}, verify={self.verify}, "
+            f"api_key={self.api_key!r})"
         )
 
 
@@ -223,3 +267,43 @@ def quote_key(key: str) -> str:
     """``key`` as TOML writes it in a dotted path: bare when it can be, else quoted."""
     bare = key.replace("-", "").replace("_", "").isalnum() and key.isascii()
     return key if bare else f'"{key}"'
+
+
+# --- what the environment supplies (the CLI calls this; nothing below it reads the environment)
+
+
+def with_environment(
+    config: Config, environ: Mapping[str, str], proxies: Mapping[str, str]
+) -> Config:
+    """``config`` with each upstream's key read from ``environ[api_key_env]`` and, where no
+    ``proxy`` is configured, the proxy ``proxies`` name for its URL's scheme unless their
+    ``no`` entry exempts its host. ``proxies`` is what ``urllib.request.getproxies_environment``
+    returns (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, in either case)."""
+    upstreams = tuple(_resolved(u, environ, proxies) for u in config.upstreams)
+    return dataclasses.replace(config, upstreams=upstreams)
+
+
+def _resolved(
+    upstream: UpstreamConfig, environ: Mapping[str, str], proxies: Mapping[str, str]
+) -> UpstreamConfig:
+    key = environ.get(upstream.api_key_env) if upstream.api_key_env else None
+    proxy = upstream.proxy if upstream.proxy is not None else _env_proxy(upstream, proxies)
+    return dataclasses.replace(upstream, api_key=Secret(key) if key else None, proxy=proxy)
+
+
+def _env_proxy(upstream: UpstreamConfig, proxies: Mapping[str, str]) -> str | None:
+    parts = urlsplit(upstream.url)
+    proxy = proxies.get(parts.scheme)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if not proxy or proxy_bypass_environment(host, dict(proxies)):
+        return None
+    proxy = proxy if "://" in proxy else f"http://{proxy}"  # curl and urllib accept HOST:PORT
+    if urlsplit(proxy).scheme != "http" or not urlsplit(proxy).hostname:
+        raise ConfigError(
+            f"Upstream {upstream.name!r}: the {parts.scheme}_proxy environment variable names "
+            f"{redact(proxy)!r}; only http:// proxies are supported (set proxy in the config "
+            "file, or NO_PROXY to go direct)."
+        )
+    return proxy

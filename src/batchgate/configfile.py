@@ -8,12 +8,15 @@ problem is a ConfigError that names the file and the key, e.g.
 from __future__ import annotations
 
 import difflib
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from batchgate.config import (
+    HTTP_CLIENTS,
     UPSTREAM_KINDS,
     Config,
     InvalidKey,
@@ -21,6 +24,7 @@ from batchgate.config import (
     Price,
     UpstreamConfig,
     quote_key,
+    redact,
 )
 from batchgate.errors import ConfigError
 from batchgate.routing import check_routes
@@ -126,6 +130,39 @@ def _discount(value: object, key: str) -> float:
     return float(value)
 
 
+def _client(value: object, key: str) -> str:
+    if value not in HTTP_CLIENTS:
+        raise InvalidKey(key, f"must be one of {', '.join(HTTP_CLIENTS)}, got {value!r}.")
+    return str(value)
+
+
+def _proxy(value: object, key: str) -> str:
+    url = _string(value, key)
+    if not url.startswith("http://") or not urlsplit(url).hostname:
+        raise InvalidKey(
+            key, f"must be an http:// proxy URL (http://HOST:PORT), got {redact(url)!r}."
+        )
+    return url
+
+
+def _boolean(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidKey(key, f"must be true or false, got {_type_name(value)}.")
+    return value
+
+
+def _ca_file(value: object, key: str) -> str:
+    """A readable PEM bundle: checked here, so a bad path fails at start, not per request."""
+    path = _string(value, key)
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError:  # an OSError too: first
+        raise InvalidKey(key, f"{path!r} holds no PEM CA certificate.") from None
+    except OSError as exc:
+        raise InvalidKey(key, f"cannot read {path!r}: {exc.strerror}.") from None
+    return path
+
+
 _UPSTREAM_FIELDS: dict[str, Callable[[object, str], Any]] = {
     "url": _url,
     "kind": _kind,
@@ -137,6 +174,11 @@ _UPSTREAM_FIELDS: dict[str, Callable[[object, str], Any]] = {
     "models": _models,
     "prices": _prices,
     "batch_discount": _discount,
+    "client": _client,
+    "proxy": _proxy,
+    "ca_file": _ca_file,
+    "verify": _boolean,
+    "connect_timeout": _seconds,
 }
 _LIMIT_FIELDS: dict[str, Callable[[object, str], Any]] = {
     "max_lines": _integer(1),
