@@ -23,15 +23,37 @@ both in one file), aliases and limits; keys are checked (a typo is an error)::
     prices = { "gpt-4o-mini" = { input = 0.15, output = 0.60 }, "*" = { input = 2.5, output = 10 } }
     batch_discount = 0.5
 
+    [providers.lab]
+    url = "https://llm.lab.internal/v1"
+    client = "fast"
+    ca_file = "/etc/batchgate/lab-ca.pem"
+    proxy = "http://proxy.corp:3128"
+    connect_timeout = 5
+
     [aliases]
     "fast" = "local/llama-3.1-8b"
 
 Upstream keys: ``url`` (required, base URL including /v1), ``kind`` ("openai" or "anthropic"),
 ``api_key_env``, ``concurrency`` (default 64), ``rpm`` and ``tpm`` (0 = unlimited), ``timeout``
-(seconds, default 600), ``models`` (exact names this upstream serves), ``prices`` (per model,
-USD per million input and output tokens; ``"*"`` prices the provider's other models; a model
-without a price costs nothing and is reported as unpriced), ``batch_discount`` (a factor in
-[0, 1] applied to every price of the provider, default 1.0).
+(seconds to wait for the answer once the request is sent, default 600), ``models`` (exact names
+this upstream serves), ``prices`` (per model, USD per million input and output tokens; ``"*"``
+prices the provider's other models; a model without a price costs nothing and is reported as
+unpriced), ``batch_discount`` (a factor in [0, 1] applied to every price of the provider,
+default 1.0).
+
+Network keys: ``client`` ("fast", batchgate's lean keep-alive client, or "aiohttp"; default
+"fast" for http:// URLs, "aiohttp" for https://), ``connect_timeout`` (seconds to open a
+connection, proxy tunnel and TLS handshake included, default 10; running out fails the attempt
+as a connect error, the request unsent), ``ca_file`` (a PEM bundle of the CAs to trust instead
+of the system's; checked when the file is loaded), ``verify`` (default true; false turns TLS
+certificate and hostname checks off), ``proxy`` (``http://[user:password@]HOST:PORT``, reached
+with HTTP CONNECT; when unset, ``with_environment`` takes HTTPS_PROXY / HTTP_PROXY for the URL's
+scheme unless NO_PROXY lists the host). Every request carries ``User-Agent: batchgate/<version>``.
+
+Secrets and the environment: the file names the variable holding a key (``api_key_env``),
+never the key. Nothing below the CLI reads the environment: the CLI calls ``with_environment``
+with ``os.environ`` once, which fills each upstream's ``api_key`` (a ``Secret``, never shown by
+repr or str) and its proxy.
 
 The file is read by ``configfile.load_config``; how a request's ``model`` picks an
 upstream (aliases, ``name/model`` prefixes, ``models``, the default) is in ``routing.py``.
