@@ -222,22 +222,14 @@ class FastHttpClient:
         idle_timeout: float = 30.0,
         max_response: int = MAX_RESPONSE,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
-        https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if https else 80)
+        self._origin, self._host, self._port, netloc = _origin(base_url)
+        https = self._origin.startswith("https:")
         self._ssl = (ssl_context or ssl.create_default_context()) if https else None
         self._sni = self._host if https else None
         self._proxy = Proxy.parse(proxy) if proxy else None
         self._where = f"{self._host}:{self._port}" + (
             f" via proxy {self._proxy.host}:{self._proxy.port}" if self._proxy else ""
         )
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        default_port = 443 if https else 80
-        netloc = host if self._port == default_port else f"{host}:{self._port}"
-        self._origin = f"{parts.scheme}://{parts.netloc}"
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
@@ -319,24 +311,23 @@ class FastHttpClient:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 conn = await self._open(self._loop)
-        except TimeoutError:
-            raise ConnectionError(
-                f"cannot connect to upstream {self._where}: "
-                f"no connection within {self._connect_timeout:g} s"
-            ) from None
-        except ssl.SSLCertVerificationError as exc:
-            raise ConnectionError(
-                f"cannot connect to upstream {self._where}: "
-                f"TLS certificate verification failed ({exc.verify_message})"
-            ) from exc
-        except OSError as exc:
-            raise ConnectionError(f"cannot connect to upstream {self._where}: {exc}") from exc
+        except OSError as exc:  # TimeoutError and the TLS errors are OSErrors too
+            raise self._connect_error(exc) from exc
         self.connections_opened += 1
         if self._closed:  # closed while connecting
             conn.close()
             raise ConnectionError("the upstream client is closed")
         self._all.add(conn)
         return conn
+
+    def _connect_error(self, exc: OSError) -> ConnectionError:
+        if isinstance(exc, TimeoutError):
+            reason = f"no connection within {self._connect_timeout:g} s"
+        elif isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"TLS certificate verification failed ({exc.verify_message})"
+        else:
+            reason = str(exc)
+        return ConnectionError(f"cannot connect to upstream {self._where}: {reason}")
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         """A new connection: direct, or through the proxy's tunnel; TLS on top for https."""
@@ -369,6 +360,18 @@ class FastHttpClient:
             conn.close()
         if conns:
             await asyncio.sleep(0)  # let connection_lost callbacks run
+
+
+def _origin(base_url: str) -> tuple[str, str, int, str]:
+    """``scheme://netloc``, host, port and the Host header value of an http(s) URL."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {base_url!r}")
+    default_port = 443 if parts.scheme == "https" else 80
+    host, port = parts.hostname, parts.port or default_port
+    shown = f"[{host}]" if ":" in host else host
+    netloc = shown if port == default_port else f"{shown}:{port}"
+    return f"{parts.scheme}://{parts.netloc}", host, port, netloc
 
 
 def _request_head(netloc: str, headers: Mapping[str, str]) -> bytes:
