@@ -46,9 +46,10 @@ Network keys: ``client`` ("fast", batchgate's lean keep-alive client, or "aiohtt
 connection, proxy tunnel and TLS handshake included, default 10; running out fails the attempt
 as a connect error, the request unsent), ``ca_file`` (a PEM bundle of the CAs to trust instead
 of the system's; checked when the file is loaded), ``verify`` (default true; false turns TLS
-certificate and hostname checks off), ``proxy`` (``http://[user:password@]HOST:PORT``, reached
-with HTTP CONNECT; when unset, ``with_environment`` takes HTTPS_PROXY / HTTP_PROXY for the URL's
-scheme unless NO_PROXY lists the host). Every request carries ``User-Agent: batchgate/<version>``.
+certificate and hostname checks off), ``proxy`` (``http://[user:password@]HOST:PORT``; the fast
+client always tunnels with HTTP CONNECT, aiohttp for https:// only; when unset,
+``with_environment`` takes HTTPS_PROXY / HTTP_PROXY for the URL's scheme unless NO_PROXY lists
+the host). Every request carries ``User-Agent: batchgate/<version>``.
 
 Secrets and the environment: the file names the variable holding a key (``api_key_env``),
 never the key. Nothing below the CLI reads the environment: the CLI calls ``with_environment``
