@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from batchgate import ids
-from batchgate.config import Config, Router
+from batchgate.config import Config
 from batchgate.domain import gateway
 from batchgate.domain import jobs as jobs_domain
 from batchgate.domain.budget import BUDGET_FIELD, parse_budget_usd
@@ -33,6 +33,7 @@ from batchgate.errors import (
     JobNotFound,
     PayloadTooLarge,
 )
+from batchgate.routing import Router
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.schema import batches
 from batchgate.storage.sql import Store

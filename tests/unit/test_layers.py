@@ -13,9 +13,12 @@ BASE = {"errors", "ids"}
 ALLOWED: dict[str, set[str]] = {
     "domain": BASE | {"domain"},
     "storage": BASE | {"domain", "storage"},
+    "config": BASE | {"domain", "config"},  # the configuration values
+    "routing": BASE | {"domain", "config", "routing"},
+    "configfile": BASE | {"domain", "config", "routing", "configfile"},  # the TOML loader
     "providers": BASE | {"domain", "providers", "config"},
-    "engine": BASE | {"domain", "storage", "providers", "engine", "config"},
-    "service": BASE | {"domain", "storage", "providers", "engine", "config", "service"},
+    "engine": BASE | {"domain", "storage", "providers", "engine", "config", "routing"},
+    "service": BASE | {"domain", "storage", "providers", "engine", "config", "routing", "service"},
     "sim": {"sim"},
     "client": {"client"},  # the SDK ships alone: nothing of the server side
 }
