@@ -1,4 +1,4 @@
-"""Configuration as a value, read once at the edge (CLI or app factory), and model routing.
+"""Configuration as a value, read once at the edge (CLI or app factory).
 
 A TOML file declares providers (``[providers.NAME]``, or its synonym ``[upstreams.NAME]``; not
 both in one file), aliases and limits; keys are checked (a typo is an error)::
@@ -23,50 +23,72 @@ both in one file), aliases and limits; keys are checked (a typo is an error)::
     prices = { "gpt-4o-mini" = { input = 0.15, output = 0.60 }, "*" = { input = 2.5, output = 10 } }
     batch_discount = 0.5
 
+    [providers.lab]
+    url = "https://llm.lab.internal/v1"
+    client = "fast"
+    ca_file = "/etc/batchgate/lab-ca.pem"
+    proxy = "http://proxy.corp:3128"
+    connect_timeout = 5
+
     [aliases]
     "fast" = "local/llama-3.1-8b"
 
 Upstream keys: ``url`` (required, base URL including /v1), ``kind`` ("openai" or "anthropic"),
 ``api_key_env``, ``concurrency`` (default 64), ``rpm`` and ``tpm`` (0 = unlimited), ``timeout``
-(seconds, default 600), ``models`` (exact names this upstream serves), ``prices`` (per model,
-USD per million input and output tokens; ``"*"`` prices the provider's other models; a model
-without a price costs nothing and is reported as unpriced), ``batch_discount`` (a factor in
-[0, 1] applied to every price of the provider, default 1.0).
+(seconds to wait for the answer once the request is sent, default 600), ``models`` (exact names
+this upstream serves), ``prices`` (per model, USD per million input and output tokens; ``"*"``
+prices the provider's other models; a model without a price costs nothing and is reported as
+unpriced), ``batch_discount`` (a factor in [0, 1] applied to every price of the provider,
+default 1.0).
 
-A request's ``model`` is routed by, in order: an alias (exact name) → its target; a
-``name/model`` or ``name:model`` prefix naming an upstream (split at the first ``/`` or ``:``)
-→ that upstream with the prefix stripped; an upstream whose ``models`` lists the exact name
-(first in file order); the default upstream with the model unchanged; otherwise unroutable.
+Network keys: ``client`` ("fast", batchgate's lean keep-alive client, or "aiohttp"; default
+"fast" for http:// URLs, "aiohttp" for https://), ``connect_timeout`` (seconds to open a
+connection, proxy tunnel and TLS handshake included, default 10; running out fails the attempt
+as a connect error, the request unsent), ``ca_file`` (a PEM bundle of the CAs to trust instead
+of the system's; checked when the file is loaded), ``verify`` (default true; false turns TLS
+certificate and hostname checks off), ``proxy`` (``http://[user:password@]HOST:PORT``; the fast
+client always tunnels with HTTP CONNECT, aiohttp for https:// only; when unset,
+``with_environment`` takes HTTPS_PROXY / HTTP_PROXY for the URL's scheme unless NO_PROXY lists
+the host). Every request carries ``User-Agent: batchgate/<version>``.
+
+Secrets and the environment: the file names the variable holding a key (``api_key_env``),
+never the key. Nothing below the CLI reads the environment: the CLI calls ``with_environment``
+with ``os.environ`` once, which fills each upstream's ``api_key`` (a ``Secret``, never shown by
+repr or str) and its proxy.
+
+The file is read by ``configfile.load_config``; how a request's ``model`` picks an
+upstream (aliases, ``name/model`` prefixes, ``models``, the default) is in ``routing.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import os
-import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
+
+# NO_PROXY matching as urllib does it; public since Python 3 but missing from typeshed.
+from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
 from batchgate.domain.cost import TICKS_PER_USD
 from batchgate.errors import ConfigError
 
 __all__ = [
     "Config",
+    "InvalidKey",
     "Limits",
     "Price",
-    "Route",
-    "Router",
+    "Secret",
     "UpstreamConfig",
     "flag_upstreams",
-    "load_config",
+    "quote_key",
+    "redact",
     "single_upstream",
+    "with_environment",
 ]
 
 UPSTREAM_KINDS = ("openai", "anthropic")
-_ROUTE_CACHE_SIZE = 10_000
+HTTP_CLIENTS = ("fast", "aiohttp")
 _TICKS_PER_TOKEN = TICKS_PER_USD / 1_000_000  # a price per million tokens -> ticks per token
 
 
@@ -79,8 +101,33 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True, repr=False)
+class Secret:
+    """A credential: ``reveal()`` gives its text; repr and str never do, so a config can be
+    printed or logged whole."""
+
+    _text: str
+
+    def reveal(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+def redact(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hostport}").geturl()
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class UpstreamConfig:
-    """One upstream server. Only the *name* of the env var holding its key is stored."""
+    """One upstream server. The file names the env var holding its key (``api_key_env``);
+    ``api_key`` is the key itself, filled in at the edge by ``with_environment``."""
 
     name: str
     url: str  # base URL including /v1, without a trailing slash
@@ -89,12 +136,18 @@ class UpstreamConfig:
     concurrency: int = 64
     rpm: int = 0  # 0 = unlimited
     tpm: int = 0
-    timeout: float = 600.0  # seconds per upstream request
+    timeout: float = 600.0  # seconds to wait for an answer once the request is sent
+    connect_timeout: float = 10.0  # seconds to open a connection (proxy and TLS included)
     models: tuple[str, ...] = ()
     # (model or "*", price) pairs in file order, so the value stays hashable; a mapping given
     # here is stored as its pairs.
     prices: tuple[tuple[str, Price], ...] = ()
     batch_discount: float = 1.0
+    client: str | None = None  # "fast" | "aiohttp"; None: chosen by the URL's scheme
+    proxy: str | None = None  # http://[user:password@]HOST:PORT of a CONNECT proxy
+    ca_file: str | None = None  # PEM bundle of the CAs to trust instead of the system's
+    verify: bool = True  # False: TLS without certificate checks
+    api_key: Secret | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))
@@ -115,27 +168,25 @@ class UpstreamConfig:
         factor = _TICKS_PER_TOKEN * self.batch_discount
         return round(price.input * factor, 6), round(price.output * factor, 6)
 
-    def api_key(self) -> str | None:
-        """Read the key from the environment at call time; None when unset or empty."""
-        if not self.api_key_env:
-            return None
-        return os.environ.get(self.api_key_env) or None
+    @property
+    def http_client(self) -> str:
+        """The client that talks to it: ``client`` when set, else "fast" (the lean keep-alive
+        client, for local servers) for http:// and "aiohttp" (the mainstream one) for https://."""
+        if self.client is not None:
+            return self.client
+        return "aiohttp" if self.url.startswith("https://") else "fast"
 
     def __repr__(self) -> str:
+        proxy = None if self.proxy is None else redact(self.proxy)
         return (
             f"UpstreamConfig(name={self.name!r}, url={self.url!r}, kind={self.kind!r}, "
             f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency}, rpm={self.rpm}, "
-            f"tpm={self.tpm}, timeout={self.timeout}, models={self.models!r}, "
-            f"prices={dict(self.prices)!r}, batch_discount={self.batch_discount})"
+            f"tpm={self.tpm}, timeout={self.timeout}, connect_timeout={self.connect_timeout}, "
+            f"models={self.models!r}, prices={dict(self.prices)!r}, "
+            f"batch_discount={self.batch_discount}, client={self.http_client!r}, "
+            f"proxy={proxy!r}, ca_file={self.ca_file!r}, verify={self.verify}, "
+            f"api_key={self.api_key!r})"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    upstream: str  # UpstreamConfig.name
-    model: str  # the model name to send upstream (prefix stripped)
-    # (input, output) ticks per token, discount applied; None when the model has no price.
-    ticks: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +277,8 @@ def flag_upstreams(
     return Config(upstreams=upstreams, default_upstream=names[0])
 
 
-# --- routing -------------------------------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    """A problem at one TOML key; load_config adds the file path."""
+class InvalidKey(ConfigError):
+    """A problem at one config key; the file loader puts the file's path in front."""
 
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"{key}: {reason}")
@@ -238,281 +286,47 @@ class _Invalid(Exception):
         self.reason = reason
 
 
-def _split_prefix(model: str) -> tuple[str, str] | None:
-    cut = [i for i in (model.find("/"), model.find(":")) if i >= 0]
-    if not cut:
-        return None
-    i = min(cut)
-    return model[:i], model[i + 1 :]
-
-
-def _models_index(config: Config) -> dict[str, str]:
-    index: dict[str, str] = {}
-    for upstream in config.upstreams:
-        for model in upstream.models:
-            index.setdefault(model, upstream.name)  # first upstream in file order wins
-    return index
-
-
-def _route_plain(
-    model: str, names: frozenset[str], by_model: Mapping[str, str], default: str | None
-) -> Route | None:
-    """Route without looking at aliases (routing steps 2 to 4)."""
-    prefix = _split_prefix(model)
-    if prefix is not None and prefix[0] in names and prefix[1]:
-        return Route(prefix[0], prefix[1])
-    if model in by_model:
-        return Route(by_model[model], model)
-    return Route(default, model) if default is not None else None
-
-
-def _check_routes(config: Config) -> None:
-    names = frozenset(u.name for u in config.upstreams)
-    listed = ", ".join(u.name for u in config.upstreams) or "none"
-    default = config.default_upstream
-    if default is not None and default not in names:
-        raise _Invalid("default", f"names no upstream: {default!r} (upstreams: {listed}).")
-    by_model = _models_index(config)
-    for alias, target in config.aliases.items():
-        key = f"aliases.{_quote(alias)}"
-        if target in config.aliases:
-            raise _Invalid(
-                key, f"targets {target!r}, which is itself an alias; aliases resolve once."
-            )
-        if _route_plain(target, names, by_model, default) is None:
-            prefix = _split_prefix(target)
-            why = (
-                f"its prefix {prefix[0]!r} names no upstream" if prefix else "no upstream lists it"
-            )
-            raise _Invalid(
-                key,
-                f"targets {target!r}, but {why} and there is no default upstream "
-                f"(upstreams: {listed}).",
-            )
-
-
-class Router:
-    """Maps a request's ``model`` to an upstream and the model name to send it (cached)."""
-
-    def __init__(self, config: Config) -> None:
-        try:
-            _check_routes(config)
-        except _Invalid as exc:
-            raise ConfigError(str(exc)) from None
-        self.config = config
-        self._names = frozenset(u.name for u in config.upstreams)
-        self._default = config.default_upstream
-        self._by_model = _models_index(config)
-        self._aliases = dict(config.aliases)
-        self._upstreams = {u.name: u for u in config.upstreams}
-        self._cache: dict[str, Route | None] = {}
-
-    def route(self, model: str | None) -> Route | None:
-        if not model:
-            return Route(self._default, "") if self._default is not None else None
-        if model in self._cache:
-            return self._cache[model]
-        target = self._aliases.get(model, model)
-        found = _route_plain(target, self._names, self._by_model, self._default)
-        if found is not None:
-            ticks = self._upstreams[found.upstream].ticks_per_token(found.model)
-            found = Route(found.upstream, found.model, ticks)
-        if len(self._cache) >= _ROUTE_CACHE_SIZE:
-            del self._cache[next(iter(self._cache))]  # evict the oldest entry
-        self._cache[model] = found
-        return found
-
-
-def _quote(key: str) -> str:
+def quote_key(key: str) -> str:
+    """``key`` as TOML writes it in a dotted path: bare when it can be, else quoted."""
     bare = key.replace("-", "").replace("_", "").isalnum() and key.isascii()
     return key if bare else f'"{key}"'
 
 
-# --- loading -------------------------------------------------------------------------------------
+# --- what the environment supplies (the CLI calls this; nothing below it reads the environment)
 
 
-def _type_name(value: object) -> str:
-    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array"}
-    return names.get(type(value), "table" if isinstance(value, dict) else type(value).__name__)
+def with_environment(
+    config: Config, environ: Mapping[str, str], proxies: Mapping[str, str]
+) -> Config:
+    """``config`` with each upstream's key read from ``environ[api_key_env]`` and, where no
+    ``proxy`` is configured, the proxy ``proxies`` name for its URL's scheme unless their
+    ``no`` entry exempts its host. ``proxies`` is what ``urllib.request.getproxies_environment``
+    returns (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, in either case)."""
+    upstreams = tuple(_resolved(u, environ, proxies) for u in config.upstreams)
+    return dataclasses.replace(config, upstreams=upstreams)
 
 
-def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in table:
-        path = f"{where}.{_quote(key)}" if where else _quote(key)
-        if key == "api_key":
-            raise _Invalid(
-                path,
-                "API keys do not belong in the config file; put the key in an environment "
-                'variable and name it with api_key_env = "MY_KEY_VAR".',
-            )
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise _Invalid(path, f"unknown key.{hint} Known keys: {', '.join(known)}.")
+def _resolved(
+    upstream: UpstreamConfig, environ: Mapping[str, str], proxies: Mapping[str, str]
+) -> UpstreamConfig:
+    key = environ.get(upstream.api_key_env) if upstream.api_key_env else None
+    proxy = upstream.proxy if upstream.proxy is not None else _env_proxy(upstream, proxies)
+    return dataclasses.replace(upstream, api_key=Secret(key) if key else None, proxy=proxy)
 
 
-def _table(value: object, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise _Invalid(key, f"must be a table, got {_type_name(value)}.")
-    return value
-
-
-def _integer(minimum: int) -> Callable[[object, str], int]:
-    def check(value: object, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _Invalid(key, f"must be an integer >= {minimum}, got {value!r}.")
-        return value
-
-    return check
-
-
-def _string(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _Invalid(key, f"must be a non-empty string, got {_type_name(value)}.")
-    return value
-
-
-def _seconds(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise _Invalid(key, f"must be a positive number of seconds, got {value!r}.")
-    return float(value)
-
-
-def _kind(value: object, key: str) -> str:
-    if value not in UPSTREAM_KINDS:
-        raise _Invalid(key, f"must be one of {', '.join(UPSTREAM_KINDS)}, got {value!r}.")
-    return str(value)
-
-
-def _url(value: object, key: str) -> str:
-    url = _string(value, key)
-    if not url.startswith(("http://", "https://")):
-        raise _Invalid(key, f"must be an http:// or https:// URL, got {url!r}.")
-    return url
-
-
-def _models(value: object, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _Invalid(key, f"must be an array of model names, got {_type_name(value)}.")
-    return tuple(_string(item, f"{key}[{i}]") for i, item in enumerate(value))
-
-
-def _usd(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise _Invalid(key, f"must be a price >= 0 in USD per million tokens, got {value!r}.")
-    return float(value)
-
-
-def _price(value: object, key: str) -> Price:
-    table = _table(value, key)
-    _check_keys(table, ("input", "output"), key)
-    missing = [side for side in ("input", "output") if side not in table]
-    if missing:
-        raise _Invalid(f"{key}.{missing[0]}", "is required, e.g. { input = 0.15, output = 0.60 }.")
-    return Price(_usd(table["input"], f"{key}.input"), _usd(table["output"], f"{key}.output"))
-
-
-def _prices(value: object, key: str) -> tuple[tuple[str, Price], ...]:
-    table = _table(value, key)
-    return tuple((model, _price(item, f"{key}.{_quote(model)}")) for model, item in table.items())
-
-
-def _discount(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise _Invalid(key, f"must be a factor between 0 and 1 (0.5 = half price), got {value!r}.")
-    return float(value)
-
-
-_UPSTREAM_FIELDS: dict[str, Callable[[object, str], Any]] = {
-    "url": _url,
-    "kind": _kind,
-    "api_key_env": _string,
-    "concurrency": _integer(1),
-    "rpm": _integer(0),
-    "tpm": _integer(0),
-    "timeout": _seconds,
-    "models": _models,
-    "prices": _prices,
-    "batch_discount": _discount,
-}
-_LIMIT_FIELDS: dict[str, Callable[[object, str], Any]] = {
-    "max_lines": _integer(1),
-    "max_file_bytes": _integer(1),
-    "max_errors": _integer(1),
-}
-_TOP_KEYS = ("default", "limits", "providers", "upstreams", "aliases")
-
-
-def _fields(
-    table: Mapping[str, Any], checks: Mapping[str, Callable[[object, str], Any]], where: str
-) -> dict[str, Any]:
-    _check_keys(table, tuple(checks), where)
-    return {name: checks[name](value, f"{where}.{name}") for name, value in table.items()}
-
-
-def _upstream(name: str, value: object, section: str = "upstreams") -> UpstreamConfig:
-    where = f"{section}.{_quote(name)}"
-    if not name or "/" in name or ":" in name:
-        raise _Invalid(where, "a provider name must be non-empty and contain no '/' or ':'.")
-    values = _fields(_table(value, where), _UPSTREAM_FIELDS, where)
-    if "url" not in values:
-        raise _Invalid(f"{where}.url", 'is required, e.g. url = "http://127.0.0.1:8000/v1".')
-    return UpstreamConfig(name=name, **values)
-
-
-def _upstreams(value: object, section: str) -> tuple[UpstreamConfig, ...]:
-    table = _table(value, section)
-    if not table:
-        raise _Invalid(section, f"at least one [{section}.<name>] table with a url is needed.")
-    return tuple(_upstream(name, item, section) for name, item in table.items())
-
-
-def _section(data: Mapping[str, Any]) -> str:
-    """Which table names the providers: ``providers``, or its older synonym ``upstreams``."""
-    if "providers" in data and "upstreams" in data:
-        raise _Invalid(
-            "upstreams", "[upstreams] is a synonym of [providers]; use one of them, not both."
+def _env_proxy(upstream: UpstreamConfig, proxies: Mapping[str, str]) -> str | None:
+    parts = urlsplit(upstream.url)
+    proxy = proxies.get(parts.scheme)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if not proxy or proxy_bypass_environment(host, dict(proxies)):
+        return None
+    proxy = proxy if "://" in proxy else f"http://{proxy}"  # curl and urllib accept HOST:PORT
+    if urlsplit(proxy).scheme != "http" or not urlsplit(proxy).hostname:
+        raise ConfigError(
+            f"Upstream {upstream.name!r}: the {parts.scheme}_proxy environment variable names "
+            f"{redact(proxy)!r}; only http:// proxies are supported (set proxy in the config "
+            "file, or NO_PROXY to go direct)."
         )
-    if "providers" in data:
-        return "providers"
-    if "upstreams" in data:
-        return "upstreams"
-    raise _Invalid(
-        "providers",
-        "at least one [providers.<name>] (or [upstreams.<name>]) table with a url is needed.",
-    )
-
-
-def _aliases(value: object) -> dict[str, str]:
-    table = _table(value, "aliases")
-    return {name: _string(target, f"aliases.{_quote(name)}") for name, target in table.items()}
-
-
-def _build(data: Mapping[str, Any]) -> Config:
-    _check_keys(data, _TOP_KEYS, "")
-    section = _section(data)
-    default = data.get("default")
-    config = Config(
-        upstreams=_upstreams(data[section], section),
-        aliases=_aliases(data.get("aliases", {})),
-        default_upstream=None if default is None else _string(default, "default"),
-        limits=Limits(**_fields(_table(data.get("limits", {}), "limits"), _LIMIT_FIELDS, "limits")),
-    )
-    _check_routes(config)
-    return config
-
-
-def load_config(path: str | Path) -> Config:
-    """Read and check a TOML config file; every problem is a ConfigError naming file and key."""
-    file = Path(path)
-    try:
-        with file.open("rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror}.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}.") from None
-    try:
-        return _build(data)
-    except _Invalid as exc:
-        raise ConfigError(f"{file}: {exc.key}: {exc.reason}") from None
+    return proxy

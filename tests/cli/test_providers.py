@@ -40,8 +40,8 @@ def test_live_simulator_is_ok_and_the_key_stays_secret(
     assert SECRET not in result.output
     rows = _lines(result)
     assert list(rows) == ["sim", "again"]
-    name, kind, url, key, concurrency, rpm, tpm, models, prices, check = rows["sim"]
-    assert name == "sim (default)" and kind == "openai" and url == sim.url
+    name, kind, url, client, key, concurrency, rpm, tpm, models, prices, check = rows["sim"]
+    assert name == "sim (default)" and kind == "openai" and url == sim.url and client == "fast"
     assert key == "$SIM_KEY set" and (concurrency, rpm, tpm) == ("7", "60", "-")
     assert (models, prices, check) == ("-", "-", "ok")
     assert rows["again"][-1] == "ok"
@@ -79,8 +79,8 @@ url = "{sim.base_url}/nowhere"
     assert result.exit_code == 1, result.output
     rows = _lines(result)
     claude = rows["claude"]
-    assert claude[1:4] == ["anthropic", sim.url, "$NO_SUCH_KEY_VAR not set"]
-    assert claude[7:] == ["claude-x", "claude-x=3/15 USD/Mtok x0.5", "ok"]
+    assert claude[1:5] == ["anthropic", sim.url, "fast", "$NO_SUCH_KEY_VAR not set"]
+    assert claude[8:] == ["claude-x", "claude-x=3/15 USD/Mtok x0.5", "ok"]
     assert rows["missing"][-1] == "HTTP 404"
 
 

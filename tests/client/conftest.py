@@ -58,7 +58,7 @@ class Bridge:
 
 
 def _is_resource(value: Any) -> bool:
-    return type(value).__module__ == "batchgate.client._async"
+    return type(value).__module__ == "batchgate.client._resources"
 
 
 @pytest.fixture

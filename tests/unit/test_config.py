@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from batchgate.config import (
-    Config,
-    Limits,
-    Route,
-    Router,
-    UpstreamConfig,
-    load_config,
-    single_upstream,
-)
+from batchgate.config import Config, Limits, UpstreamConfig, single_upstream, with_environment
+from batchgate.configfile import load_config
 from batchgate.errors import ConfigError
+from batchgate.routing import Route, Router
 
 FULL = """
 default = "local"
@@ -329,7 +323,8 @@ def test_single_upstream() -> None:
     assert upstream.api_key_env == "BATCHGATE_UPSTREAM_API_KEY"
     assert Router(config).route("anything/at:all") == Route("default", "anything/at:all")
     assert Router(config).route("default/m") == Route("default", "m")
-    assert single_upstream("http://h/v1", api_key_env=None).upstreams[0].api_key() is None
+    keyless = with_environment(single_upstream("http://h/v1", api_key_env=None), {"X": "1"}, {})
+    assert keyless.upstreams[0].api_key is None
 
 
 def test_upstream_lookup_error_names_known(config: Config) -> None:
@@ -343,21 +338,24 @@ def test_upstream_lookup_error_names_known(config: Config) -> None:
 # --- secrets -------------------------------------------------------------------------------------
 
 
-def test_api_key_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    upstream = UpstreamConfig("a", "http://h/v1", api_key_env="BG_TEST_KEY")
-    monkeypatch.delenv("BG_TEST_KEY", raising=False)
-    assert upstream.api_key() is None
-    monkeypatch.setenv("BG_TEST_KEY", "sk-live-123")
-    assert upstream.api_key() == "sk-live-123"
-    monkeypatch.setenv("BG_TEST_KEY", "")
-    assert upstream.api_key() is None
-    assert UpstreamConfig("b", "http://h/v1").api_key() is None
+def _key(environ: dict[str, str], name: str | None = "BG_TEST_KEY") -> str | None:
+    config = Config(upstreams=(UpstreamConfig("a", "http://h/v1", api_key_env=name),))
+    secret = with_environment(config, environ, {}).upstreams[0].api_key
+    return None if secret is None else secret.reveal()
 
 
-def test_repr_never_shows_the_key(monkeypatch: pytest.MonkeyPatch, config: Config) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-secret-456")
+def test_api_key_comes_from_the_environment_given_at_the_edge() -> None:
+    assert UpstreamConfig("a", "http://h/v1", api_key_env="BG_TEST_KEY").api_key is None
+    assert _key({}) is None
+    assert _key({"BG_TEST_KEY": "sk-live-123"}) == "sk-live-123"
+    assert _key({"BG_TEST_KEY": ""}) is None
+    assert _key({"BG_TEST_KEY": "sk-live-123"}, name=None) is None
+
+
+def test_repr_never_shows_the_key(config: Config) -> None:
+    config = with_environment(config, {"OPENAI_API_KEY": "sk-live-secret-456"}, {})
     openai = config.upstream("openai")
-    assert openai.api_key() == "sk-live-secret-456"
-    for text in (repr(openai), str(openai), repr(config)):
+    assert openai.api_key is not None and openai.api_key.reveal() == "sk-live-secret-456"
+    for text in (repr(openai), str(openai), repr(config), str(openai.api_key), f"{openai.api_key}"):
         assert "sk-live-secret-456" not in text
     assert "OPENAI_API_KEY" in repr(openai) and "api.openai.com" in repr(openai)

@@ -525,14 +525,9 @@ def test_bad_configuration() -> None:
 
 
 @pytest.mark.parametrize("transport", ["fast", "aiohttp"])
-def test_provider_attempts(
-    run: Runner, sim: SimHandle, transport: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if transport == "aiohttp":
-        monkeypatch.setenv("BATCHGATE_HTTP_CLIENT", "aiohttp")
-    else:
-        monkeypatch.delenv("BATCHGATE_HTTP_CLIENT", raising=False)
-    provider = OpenAIProvider(UpstreamConfig(name="sim", url=sim.url, timeout=0.3))
+def test_provider_attempts(run: Runner, sim: SimHandle, transport: str) -> None:
+    upstream = UpstreamConfig(name="sim", url=sim.url, timeout=0.3, client=transport)
+    provider = OpenAIProvider(upstream)
 
     async def main() -> list[Attempt]:
         try:

@@ -14,9 +14,13 @@ ALLOWED: dict[str, set[str]] = {
     "domain": BASE | {"domain"},
     "dialects": BASE | {"domain", "dialects"},
     "storage": BASE | {"domain", "storage"},
+    "config": BASE | {"domain", "config"},  # the configuration values
+    "routing": BASE | {"domain", "config", "routing"},
+    "configfile": BASE | {"domain", "config", "routing", "configfile"},  # the TOML loader
     "providers": BASE | {"domain", "providers", "config"},
-    "engine": BASE | {"domain", "dialects", "storage", "providers", "engine", "config"},
-    "service": BASE | {"domain", "dialects", "storage", "providers", "engine", "config", "service"},
+    "engine": BASE | {"domain", "dialects", "storage", "providers", "engine", "config", "routing"},
+    "service": BASE
+    | {"domain", "dialects", "storage", "providers", "engine", "config", "routing", "service"},
     # The API sees the service and the domain, never storage: the service is its only door.
     "api": BASE | {"domain", "dialects", "service", "config", "api"},
     "sim": {"sim"},

@@ -6,10 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from batchgate.config import Price, Route, Router, UpstreamConfig, flag_upstreams, load_config
+from batchgate.config import (
+    Config,
+    Price,
+    Secret,
+    UpstreamConfig,
+    flag_upstreams,
+    with_environment,
+)
+from batchgate.configfile import load_config
 from batchgate.domain.cost import cost_object, usd
 from batchgate.domain.records import Batch
 from batchgate.errors import ConfigError
+from batchgate.routing import Route, Router
 
 PRICED = """
 default = "local"
@@ -155,10 +164,11 @@ def test_bad_upstream_flags(specs: list[str], fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-def test_repr_never_holds_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MY_KEY", "sk-secret-123")
+def test_repr_never_holds_the_key() -> None:
     upstream = UpstreamConfig("a", "http://h/v1", api_key_env="MY_KEY", prices={"m": Price(1, 2)})
-    assert upstream.api_key() == "sk-secret-123"
+    config = with_environment(Config(upstreams=(upstream,)), {"MY_KEY": "sk-secret-123"}, {})
+    (upstream,) = config.upstreams
+    assert upstream.api_key == Secret("sk-secret-123")
     assert "sk-secret" not in repr(upstream) and "sk-secret" not in str(upstream)
     assert "MY_KEY" in repr(upstream) and "prices={'m': Price(input=1, output=2)}" in repr(upstream)
 

@@ -35,6 +35,9 @@ RetryBase = Annotated[float, typer.Option(help="First retry back-off in seconds 
 MaxLines = Annotated[int | None, typer.Option(help="Max lines per batch file (default 50000).")]
 MaxFileMb = Annotated[int | None, typer.Option(help="Max batch file size in MB (default 200).")]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+LeaseTtl = Annotated[
+    float, typer.Option(help="Seconds before a dead worker's rows are taken over.")
+]
 DataDir = Annotated[
     Path, typer.Option("--data-dir", help="State directory: SQLite database and blobs.")
 ]

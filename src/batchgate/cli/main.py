@@ -6,27 +6,11 @@ import asyncio
 import contextlib
 import signal
 import sys
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from batchgate.cli.common import (
-    Concurrency,
-    ConfigFile,
-    DatabaseUrl,
-    DataDir,
-    KeyEnv,
-    LogLevel,
-    MaxAttempts,
-    MaxFileMb,
-    MaxLines,
-    RetryBase,
-    Rpm,
-    Timeout,
-    Tpm,
-    Upstream,
-)
+from batchgate.cli.options import EngineFlags, with_groups
 from batchgate.errors import BatchgateError
 
 app = typer.Typer(
@@ -37,108 +21,57 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-LeaseTtl = Annotated[
-    float, typer.Option(help="Seconds before a dead worker's rows are taken over.")
-]
 
-
-def _fail(exc: BatchgateError) -> None:
+def _fail(exc: BatchgateError) -> NoReturn:
     typer.echo(f"error: {exc.message}", err=True)
     raise typer.Exit(2)
 
 
 @app.command()
+@with_groups
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    data_dir: DataDir = Path("./data"),
-    database_url: DatabaseUrl = None,
-    upstream: Upstream = None,
-    config: ConfigFile = None,
-    concurrency: Concurrency = 64,
-    rpm: Rpm = 0,
-    tpm: Tpm = 0,
-    upstream_timeout: Timeout = 600.0,
-    api_key_env: KeyEnv = "BATCHGATE_UPSTREAM_API_KEY",
+    *,
+    engine: EngineFlags,
     worker: Annotated[bool, typer.Option(help="Run a worker in this process.")] = True,
-    lease_ttl: LeaseTtl = 30.0,
-    max_attempts: MaxAttempts = 5,
-    retry_base_delay: RetryBase = 1.0,
-    max_lines: MaxLines = None,
-    max_file_mb: MaxFileMb = None,
-    log_level: LogLevel = "info",
 ) -> None:
     """Run the API (OpenAI Files + Batches) with an in-process worker."""
     import uvicorn
 
     from batchgate.api import Runtime, create_app
     from batchgate.cli import keys
-    from batchgate.cli import runtime as rt
     from batchgate.engine.worker import Worker
     from batchgate.service import Service
 
     try:
-        cfg, store, blobs, opts = rt.prepare(
-            rt.UpstreamOptions(
-                upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
-                max_lines, max_file_mb,
-            ),
-            rt.StoreOptions(data_dir, database_url),
-            lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
-            log_level=log_level,
-        )  # fmt: skip
+        cfg, store, blobs, opts = engine.prepare()
         allow_open = keys.open_mode_allowed(store, host)
     except BatchgateError as exc:
         _fail(exc)
-        return
     service = Service(store, blobs, cfg)
     runtime = Runtime(
         service, Worker(store, blobs, cfg, opts) if worker else None, allow_open=allow_open
     )
     uvicorn.run(
         create_app(runtime), host=host, port=port, loop="uvloop", http="httptools",
-        log_level=log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
+        log_level=engine.log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
     )  # fmt: skip
     store.close()
 
 
 @app.command("worker")
-def worker_cmd(
-    database_url: DatabaseUrl = None,
-    data_dir: DataDir = Path("./data"),
-    upstream: Upstream = None,
-    config: ConfigFile = None,
-    concurrency: Concurrency = 64,
-    rpm: Rpm = 0,
-    tpm: Tpm = 0,
-    upstream_timeout: Timeout = 600.0,
-    api_key_env: KeyEnv = "BATCHGATE_UPSTREAM_API_KEY",
-    lease_ttl: LeaseTtl = 30.0,
-    max_attempts: MaxAttempts = 5,
-    retry_base_delay: RetryBase = 1.0,
-    max_lines: MaxLines = None,
-    max_file_mb: MaxFileMb = None,
-    log_level: LogLevel = "info",
-) -> None:
+@with_groups
+def worker_cmd(*, engine: EngineFlags) -> None:
     """Run a worker without the API (several may share one PostgreSQL database)."""
     import uvloop
 
-    from batchgate.cli import runtime as rt
     from batchgate.engine.worker import Worker
 
     try:
-        cfg, store, blobs, opts = rt.prepare(
-            rt.UpstreamOptions(
-                upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
-                max_lines, max_file_mb,
-            ),
-            rt.StoreOptions(data_dir, database_url),
-            lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,
-            log_level=log_level,
-        )  # fmt: skip
+        cfg, store, blobs, opts = engine.prepare()
     except BatchgateError as exc:
         _fail(exc)
-        return
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -1,8 +1,10 @@
 """``batchgate providers``: list the configured providers and check each one answers.
 
 The check is ``GET {url}/models`` with the provider's own auth headers (Bearer for OpenAI-
-compatible servers, x-api-key + anthropic-version for Anthropic). Keys are read from their
-environment variables to send, never printed: the listing says only whether each is set.
+compatible servers, x-api-key + anthropic-version for Anthropic), its TLS settings and proxy.
+Keys are read from their environment variables (by ``build_config``, at the edge) to send,
+never printed: the listing says only whether each is set. The client column names the HTTP
+client batch requests use, and the proxy they go through.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from batchgate.cli.common import (
     Upstream,
     print_table,
 )
-from batchgate.config import Config, UpstreamConfig
+from batchgate.config import Config, UpstreamConfig, redact
 from batchgate.errors import BatchgateError
 
 __all__ = ["Check", "check", "register", "rows"]
@@ -33,7 +35,8 @@ CheckTimeout = Annotated[
 ]
 NoCheck = Annotated[bool, typer.Option("--no-check", help="List only; do not contact anyone.")]
 HEADER = [
-    "name", "kind", "url", "key", "concurrency", "rpm", "tpm", "models", "prices", "check",
+    "name", "kind", "url", "client", "key", "concurrency", "rpm", "tpm", "models", "prices",
+    "check",
 ]  # fmt: skip
 
 
@@ -46,14 +49,18 @@ class Check:
 def check(upstream: UpstreamConfig, timeout: float) -> Check:
     """Whether ``upstream`` answers ``GET {url}/models`` with a 2xx."""
     from batchgate.providers import AnthropicProvider, OpenAIProvider
-    from batchgate.providers.http import HttpProvider
+    from batchgate.providers.http import USER_AGENT, HttpProvider, tls_context
 
     kinds: dict[str, type[HttpProvider]] = {
         "openai": OpenAIProvider, "anthropic": AnthropicProvider,
     }  # fmt: skip
-    headers = kinds[upstream.kind](upstream).auth_headers(upstream)
+    headers = {"User-Agent": USER_AGENT, **kinds[upstream.kind](upstream).auth_headers(upstream)}
     try:
-        resp = httpx.get(f"{upstream.url}/models", headers=headers, timeout=timeout)
+        resp = httpx.get(
+            f"{upstream.url}/models", headers=headers, timeout=timeout,
+            verify=tls_context(upstream) or True, proxy=upstream.proxy,
+            trust_env=False,  # the proxy was resolved from the environment already
+        )  # fmt: skip
     except httpx.HTTPError as exc:
         return Check(False, f"unreachable: {_reason(exc)}")
     if resp.is_success:
@@ -68,8 +75,14 @@ def _reason(exc: httpx.HTTPError) -> str:
 def _key(upstream: UpstreamConfig) -> str:
     if not upstream.api_key_env:
         return "none"
-    state = "set" if upstream.api_key() else "not set"
+    state = "set" if upstream.api_key else "not set"
     return f"${upstream.api_key_env} {state}"
+
+
+def _client(upstream: UpstreamConfig) -> str:
+    if upstream.proxy is None:
+        return upstream.http_client
+    return f"{upstream.http_client} via {redact(upstream.proxy)}"
 
 
 def _prices(upstream: UpstreamConfig) -> str:
@@ -91,8 +104,9 @@ def rows(config: Config, checks: dict[str, Check] | None) -> list[list[str]]:
         name = f"{u.name} (default)" if u.name == config.default_upstream else u.name
         done = checks.get(u.name) if checks is not None else None
         out.append([
-            name, u.kind, u.url, _key(u), str(u.concurrency), _limit(u.rpm), _limit(u.tpm),
-            ", ".join(u.models) or "-", _prices(u), done.detail if done else "not checked",
+            name, u.kind, u.url, _client(u), _key(u), str(u.concurrency), _limit(u.rpm),
+            _limit(u.tpm), ", ".join(u.models) or "-", _prices(u),
+            done.detail if done else "not checked",
         ])  # fmt: skip
     return out
 

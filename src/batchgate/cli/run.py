@@ -25,22 +25,8 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
-from batchgate.cli.common import (
-    Concurrency,
-    ConfigFile,
-    KeyEnv,
-    LogLevel,
-    MaxAttempts,
-    MaxFileMb,
-    MaxLines,
-    RetryBase,
-    Rpm,
-    Timeout,
-    Tpm,
-    Upstream,
-    atomic_file,
-    first_object,
-)
+from batchgate.cli.common import LogLevel, MaxAttempts, RetryBase, atomic_file, first_object
+from batchgate.cli.options import UpstreamFlags, with_groups
 from batchgate.cli.runstate import RunState, fingerprint
 from batchgate.domain.budget import budget_object, parse_budget_usd
 from batchgate.domain.cost import usd
@@ -92,7 +78,7 @@ class RunArgs:
 
 def register(app: typer.Typer) -> None:
     """Add the ``run`` command to ``app``."""
-    app.command("run", help=RUN_HELP)(run_command)
+    app.command("run", help=RUN_HELP)(with_groups(run_command))
 
 
 def run_command(
@@ -104,13 +90,8 @@ def run_command(
     errors: Annotated[
         Path | None, Opt("--errors", help="Put failed lines here (OUTPUT keeps the successes).")
     ] = None,
-    upstream: Upstream = None,
-    config: ConfigFile = None,
-    concurrency: Concurrency = 64,
-    rpm: Rpm = 0,
-    tpm: Tpm = 0,
-    upstream_timeout: Timeout = 600.0,
-    api_key_env: KeyEnv = "BATCHGATE_UPSTREAM_API_KEY",
+    *,
+    upstreams: UpstreamFlags,
     max_attempts: MaxAttempts = 5,
     retry_base_delay: RetryBase = 1.0,
     endpoint: Annotated[
@@ -125,19 +106,15 @@ def run_command(
     state_dir: Annotated[
         Path | None, Opt(help="State directory (default: OUTPUT.batchgate beside OUTPUT).")
     ] = None,
-    max_lines: MaxLines = None,
-    max_file_mb: MaxFileMb = None,
     log_level: LogLevel = "warning",
 ) -> None:  # fmt: skip
-    from batchgate.cli.runtime import UpstreamOptions, setup_logging
+    from batchgate.cli.runtime import setup_logging
 
     setup_logging(log_level)
     args = RunArgs(
         input_file, output, errors, state_dir or output.with_name(output.name + ".batchgate"),
-        endpoint, fresh,
-        UpstreamOptions(upstream, config, concurrency, rpm, tpm, upstream_timeout, api_key_env,
-                        max_lines, max_file_mb),
-        max_attempts, retry_base_delay, tuple(sys.argv[1:]), budget_usd,
+        endpoint, fresh, upstreams.options(), max_attempts, retry_base_delay,
+        tuple(sys.argv[1:]), budget_usd,
     )  # fmt: skip
     try:
         code = execute(args)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.request import getproxies_environment
 
 import typer
 
-from batchgate.config import Config, Limits, flag_upstreams, load_config
+from batchgate.config import Config, Limits, flag_upstreams, with_environment
+from batchgate.configfile import load_config
 from batchgate.engine.retry import RetryPolicy
 from batchgate.engine.worker import WorkerOptions
 from batchgate.errors import BatchgateError, ConfigError
@@ -67,7 +70,14 @@ def operator_store(data_dir: Path, database_url: str | None) -> Iterator[SqlStor
             store.close()
 
 
+def from_environment(config: Config) -> Config:
+    """The edge: the one place the upstreams' keys (their ``api_key_env``) and proxies
+    (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) are read from the environment."""
+    return with_environment(config, os.environ, getproxies_environment())
+
+
 def build_config(opts: UpstreamOptions) -> Config:
+    """The config the flags or the file describe, the environment's part filled in."""
     if opts.config and opts.upstream:
         raise ConfigError("Give either --upstream or --config FILE, not both.")
     if opts.config:
@@ -88,7 +98,9 @@ def build_config(opts: UpstreamOptions) -> Config:
         limits = dataclasses.replace(limits, max_lines=opts.max_lines)
     if opts.max_file_mb:
         limits = dataclasses.replace(limits, max_file_bytes=opts.max_file_mb * 1024 * 1024)
-    return dataclasses.replace(config, limits=limits) if limits != config.limits else config
+    if limits != config.limits:
+        config = dataclasses.replace(config, limits=limits)
+    return from_environment(config)
 
 
 def worker_options(
@@ -119,4 +131,7 @@ def setup_logging(level: str) -> None:
     )
 
 
-__all__ = ["Limits", "StoreOptions", "UpstreamOptions", "build_config", "open_backends"]
+__all__ = [
+    "Limits", "StoreOptions", "UpstreamOptions", "build_config", "from_environment",
+    "open_backends",
+]  # fmt: skip

@@ -173,3 +173,28 @@ def result_pages(
     calls: _ops.BatchCalls[Any, R], batch_id: str, page_size: int, on_bad_line: OnBadLine | None
 ) -> ResultPages[R]:
     return ResultPages(calls.path(batch_id, "/results"), calls.result, page_size, on_bad_line)
+
+
+# -- what the senders take -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """A body read as it arrives, chunk by chunk (memory does not grow with it)."""
+
+    call: _ops.Call[bytes]
+
+
+@dataclass(frozen=True)
+class Collected(Generic[T]):
+    """Every result of ``pages`` as one list (``T`` is that list)."""
+
+    pages: ResultPages[Any]
+
+
+def collected(pages: ResultPages[R]) -> Collected[list[R]]:
+    return Collected(pages)
+
+
+Answerable = _ops.Call[T] | Flow[T] | Collected[T]  # one value: sent, run or gathered
+Streamable = Cursor[T] | ResultPages[T] | Chunks  # items as they come

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,7 +15,17 @@ import httpx
 
 from batchgate.client import _ops
 from batchgate.client._bodies import Body
-from batchgate.client._flows import Cursor, Flow, ResultPages, Sleep, Step
+from batchgate.client._flows import (
+    Answerable,
+    Chunks,
+    Collected,
+    Cursor,
+    Flow,
+    ResultPages,
+    Sleep,
+    Step,
+    Streamable,
+)
 from batchgate.client.errors import APIConnectionError, APITimeoutError
 
 T = TypeVar("T")
@@ -104,6 +114,21 @@ class SyncSender:
     def _args(self, call: _ops.Call[Any]) -> dict[str, Any]:
         return self.settings.request(call, call.body.chunks() if call.body else None)
 
+    # What the resource methods (see _shell) call: the typed results are theirs.
+    def answer(self, build: Callable[[], Answerable[Any]]) -> Any:
+        todo = build()
+        if isinstance(todo, _ops.Call):
+            return self.call(todo)
+        if isinstance(todo, Collected):
+            return list(self.results(todo.pages))
+        return self.run(todo)
+
+    def iterate(self, build: Callable[[], Streamable[Any]]) -> Iterator[Any]:
+        source = build()
+        if isinstance(source, Chunks):
+            return self.chunks(source.call)
+        return self.paginate(source) if isinstance(source, Cursor) else self.results(source)
+
     def call(self, call: _ops.Call[T]) -> T:
         with translated(self.settings.root, call):
             response = self.http.request(**self._args(call))
@@ -159,6 +184,20 @@ class AsyncSender:
 
     def _args(self, call: _ops.Call[Any]) -> dict[str, Any]:
         return self.settings.request(call, _async_chunks(call.body) if call.body else None)
+
+    async def answer(self, build: Callable[[], Answerable[Any]]) -> Any:
+        todo = build()  # here, not before: a call's arguments fail once it is awaited
+        if isinstance(todo, _ops.Call):
+            return await self.call(todo)
+        if isinstance(todo, Collected):
+            return [item async for item in self.results(todo.pages)]
+        return await self.run(todo)
+
+    def iterate(self, build: Callable[[], Streamable[Any]]) -> AsyncIterator[Any]:
+        source = build()
+        if isinstance(source, Cursor):
+            return self.paginate(source)
+        return self.chunks(source.call) if isinstance(source, Chunks) else self.results(source)
 
     async def call(self, call: _ops.Call[T]) -> T:
         with translated(self.settings.root, call):

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from batchgate.config import Limits, Router
+from batchgate.config import Limits
 from batchgate.dialects import DIALECTS
 from batchgate.domain.budget import reservation
 from batchgate.domain.jsonl import (
@@ -31,6 +31,7 @@ from batchgate.providers.translate import (
     chat_request_to_messages,
     messages_request_to_chat,
 )
+from batchgate.routing import Router
 from batchgate.storage.base import Store
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.types import IngestRow

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchgate.config import Config, Router, UpstreamConfig
+from batchgate.config import Config, UpstreamConfig
 from batchgate.domain.records import Batch
 from batchgate.domain.states import BatchStatus, RowState
 from batchgate.engine.finalize import finalize
@@ -28,6 +28,7 @@ from batchgate.engine.results import converters, to_result
 from batchgate.engine.retry import RetryPolicy
 from batchgate.providers import provider_for
 from batchgate.providers.base import Provider
+from batchgate.routing import Router
 from batchgate.storage.base import Store
 from batchgate.storage.blobs import BlobStore
 from batchgate.storage.types import LeasedRow, RowResult

@@ -18,7 +18,7 @@ class AnthropicProvider(HttpProvider):
     request_id_header = "request-id"
 
     def auth_headers(self, upstream: UpstreamConfig) -> dict[str, str]:
-        key = upstream.api_key()
+        key = upstream.api_key.reveal() if upstream.api_key else None
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if key:
             headers["x-api-key"] = key

@@ -12,15 +12,21 @@ costs one ``bytes`` join, one ``transport.write``, one Future and one ``asyncio.
 * Responses: Content-Length, chunked (de-chunked by httptools) or read-until-close bodies; a
   ``Connection: close`` answer (or HTTP/1.0 without keep-alive) is not reused; 1xx interim
   answers are skipped. A body over ``max_response`` bytes is an error.
-* Errors: the whole request (connect, retry included) is bounded by ``timeout`` and raises
-  ``TimeoutError``; refused / reset / closed-early connections and malformed HTTP raise
-  ``ConnectionError``. A connection that failed or timed out is closed, never pooled.
+* Errors: opening a connection (proxy tunnel and TLS handshake included) is bounded by
+  ``connect_timeout`` and fails as ``ConnectionError``, like a refused one (the request was
+  not sent); waiting for the answer, from sending the request to its last byte, is bounded by
+  ``timeout`` and raises ``TimeoutError``. Reset / closed-early connections and malformed HTTP
+  raise ``ConnectionError``. A connection that failed or timed out is closed, never pooled.
+* TLS: for https, ``ssl_context`` (a default, verifying one when None) with SNI and hostname
+  check for the URL's host. Proxy: with ``proxy`` (an http:// URL), each new connection is an
+  HTTP CONNECT tunnel through it (``tunnel.py``); requests then go as on a direct connection,
+  so the per-request path is the same with or without TLS or a proxy.
 * Stale keep-alive: when a *reused* connection is closed before a single byte of its
   response arrived (the server closed it while idle, racing our write), the request is sent
   once more on a fresh connection, as browsers and most HTTP clients do. (aiohttp only does
   this for idempotent methods, so for POST this is a deliberate difference.)
 
-HTTP/1.1 only, no proxies, no compression (``Accept-Encoding: identity``), no redirects.
+HTTP/1.1 only, no compression (``Accept-Encoding: identity``), no redirects.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from typing import TypeAlias, cast
 from urllib.parse import urlsplit
 
 import httptools
+
+from batchgate.providers.tunnel import Proxy, open_tunnel
 
 # status, lower-cased response headers, body
 Response: TypeAlias = tuple[int, dict[str, str], bytes]
@@ -207,42 +215,28 @@ class FastHttpClient:
         *,
         headers: Mapping[str, str],
         timeout: float,
+        connect_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
         max_idle: int = 1024,
         idle_timeout: float = 30.0,
         max_response: int = MAX_RESPONSE,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
-        https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if https else 80)
-        self._ssl = ssl.create_default_context() if https else None
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        default_port = 443 if https else 80
-        netloc = host if self._port == default_port else f"{host}:{self._port}"
-        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._origin, self._host, self._port, netloc = _origin(base_url)
+        https = self._origin.startswith("https:")
+        self._ssl = (ssl_context or ssl.create_default_context()) if https else None
+        self._sni = self._host if https else None
+        self._proxy = Proxy.parse(proxy) if proxy else None
+        self._where = f"{self._host}:{self._port}" + (
+            f" via proxy {self._proxy.host}:{self._proxy.port}" if self._proxy else ""
+        )
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
         self._max_response = max_response
-
-        fields: dict[str, tuple[str, str]] = {}  # lower-cased name -> (name, value)
-        for name, value in (
-            ("Host", netloc),
-            ("Content-Type", "application/json"),
-            ("Accept-Encoding", "identity"),
-            ("Connection", "keep-alive"),
-            *headers.items(),
-        ):
-            if any(c in name + value for c in "\r\n\0") or ":" in name or not name.strip():
-                raise ValueError(f"invalid HTTP header {name!r}")
-            if name.lower() in ("content-length", "transfer-encoding"):
-                raise ValueError(f"header {name!r} is set by the client")
-            fields[name.lower()] = (name, value)
-        lines = "".join(f"{name}: {value}\r\n" for name, value in fields.values())
         # b"POST " + path + head + b"<length>\r\n\r\n" + body
-        self._head = f" HTTP/1.1\r\n{lines}Content-Length: ".encode("latin-1")
+        self._head = _request_head(netloc, headers)
         self._paths: dict[str, bytes] = {}
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -272,14 +266,15 @@ class FastHttpClient:
         if self._closed:
             raise ConnectionError("the upstream client is closed")
         data = b"".join((b"POST ", self._target(url), self._head, b"%d\r\n\r\n" % len(body), body))
-        async with asyncio.timeout(self._timeout):
-            conn = self._take_idle()
-            if conn is not None:
-                try:
+        conn = self._take_idle()
+        if conn is not None:
+            try:
+                async with asyncio.timeout(self._timeout):
                     return self._done(conn, await conn.request(data))
-                except _StaleConnection:
-                    pass  # the server closed it while idle: once more on a fresh connection
-            conn = await self._connect()
+            except _StaleConnection:
+                pass  # the server closed it while idle: once more on a fresh connection
+        conn = await self._connect()
+        async with asyncio.timeout(self._timeout):
             return self._done(conn, await conn.request(data))
 
     def _done(self, conn: _Connection, response: Response) -> Response:
@@ -311,30 +306,48 @@ class FastHttpClient:
     async def _connect(self) -> _Connection:
         if self._closed:
             raise ConnectionError("the upstream client is closed")
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-
-        def factory() -> _Connection:
-            return _Connection(loop, self._max_response, self._lost)
-
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(
-                factory,
-                self._host,
-                self._port,
-                ssl=self._ssl,
-                server_hostname=self._host if self._ssl is not None else None,
-            )
-        except OSError as exc:
-            raise ConnectionError(
-                f"cannot connect to upstream {self._host}:{self._port}: {exc}"
-            ) from exc
+            async with asyncio.timeout(self._connect_timeout):
+                conn = await self._open(self._loop)
+        except OSError as exc:  # TimeoutError and the TLS errors are OSErrors too
+            raise self._connect_error(exc) from exc
         self.connections_opened += 1
         if self._closed:  # closed while connecting
             conn.close()
             raise ConnectionError("the upstream client is closed")
         self._all.add(conn)
+        return conn
+
+    def _connect_error(self, exc: OSError) -> ConnectionError:
+        if isinstance(exc, TimeoutError):
+            reason = f"no connection within {self._connect_timeout:g} s"
+        elif isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"TLS certificate verification failed ({exc.verify_message})"
+        else:
+            reason = str(exc)
+        return ConnectionError(f"cannot connect to upstream {self._where}: {reason}")
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        """A new connection: direct, or through the proxy's tunnel; TLS on top for https."""
+
+        def factory() -> _Connection:
+            return _Connection(loop, self._max_response, self._lost)
+
+        if self._proxy is None:
+            _, conn = await loop.create_connection(
+                factory, self._host, self._port, ssl=self._ssl, server_hostname=self._sni
+            )
+            return conn
+        sock = await open_tunnel(self._proxy, self._host, self._port)
+        try:
+            _, conn = await loop.create_connection(
+                factory, sock=sock, ssl=self._ssl, server_hostname=self._sni
+            )
+        except BaseException:
+            sock.close()
+            raise
         return conn
 
     async def close(self) -> None:
@@ -347,3 +360,34 @@ class FastHttpClient:
             conn.close()
         if conns:
             await asyncio.sleep(0)  # let connection_lost callbacks run
+
+
+def _origin(base_url: str) -> tuple[str, str, int, str]:
+    """``scheme://netloc``, host, port and the Host header value of an http(s) URL."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {base_url!r}")
+    default_port = 443 if parts.scheme == "https" else 80
+    host, port = parts.hostname, parts.port or default_port
+    shown = f"[{host}]" if ":" in host else host
+    netloc = shown if port == default_port else f"{shown}:{port}"
+    return f"{parts.scheme}://{parts.netloc}", host, port, netloc
+
+
+def _request_head(netloc: str, headers: Mapping[str, str]) -> bytes:
+    """The part of every request between its path and its Content-Length value."""
+    fields: dict[str, tuple[str, str]] = {}  # lower-cased name -> (name, value)
+    for name, value in (
+        ("Host", netloc),
+        ("Content-Type", "application/json"),
+        ("Accept-Encoding", "identity"),
+        ("Connection", "keep-alive"),
+        *headers.items(),
+    ):
+        if any(c in name + value for c in "\r\n\0") or ":" in name or not name.strip():
+            raise ValueError(f"invalid HTTP header {name!r}")
+        if name.lower() in ("content-length", "transfer-encoding"):
+            raise ValueError(f"header {name!r} is set by the client")
+        fields[name.lower()] = (name, value)
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.values())
+    return f" HTTP/1.1\r\n{lines}Content-Length: ".encode("latin-1")

@@ -10,7 +10,7 @@ class OpenAIProvider(HttpProvider):
     kind = "openai"
 
     def auth_headers(self, upstream: UpstreamConfig) -> dict[str, str]:
-        key = upstream.api_key()
+        key = upstream.api_key.reveal() if upstream.api_key else None
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def url(self, endpoint: str) -> str:

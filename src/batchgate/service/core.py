@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any, BinaryIO
 
 from batchgate import ids
-from batchgate.config import Config, Router
+from batchgate.config import Config
 from batchgate.dialects import DIALECTS
 from batchgate.dialects import jobs as jobs_dialect
 from batchgate.domain import jobs as jobs_domain
@@ -28,6 +28,7 @@ from batchgate.errors import (
     JobNotFound,
     PayloadTooLarge,
 )
+from batchgate.routing import Router
 from batchgate.storage.base import Store
 from batchgate.storage.blobs import BlobStore
 

@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import signal
+import ssl as _ssl
 import sys
 import threading
 from collections.abc import Callable, Coroutine
@@ -49,13 +50,16 @@ class SimServer:
         await asyncio.sleep(0)  # let connection_lost callbacks run before the loop stops
 
 
-async def serve(app: SimApp, host: str = "127.0.0.1", port: int = 0) -> SimServer:
-    """Start serving ``app`` on ``host:port`` (0 = a free port) on the running loop. With a
-    host that resolves to several addresses, ``port`` reports the first socket's port."""
+async def serve(
+    app: SimApp, host: str = "127.0.0.1", port: int = 0, ssl: _ssl.SSLContext | None = None
+) -> SimServer:
+    """Start serving ``app`` on ``host:port`` (0 = a free port) on the running loop, over TLS
+    with ``ssl`` (tests of https upstreams). With a host that resolves to several addresses,
+    ``port`` reports the first socket's port."""
     loop = asyncio.get_running_loop()
     connections: set[HttpConnection] = set()
     server = await loop.create_server(
-        lambda: HttpConnection(app, loop, connections), host, port, backlog=4096
+        lambda: HttpConnection(app, loop, connections), host, port, backlog=4096, ssl=ssl
     )
     return SimServer(app, server, connections)
 
@@ -102,12 +106,13 @@ class SimHandle:
         thread: threading.Thread,
         server: SimServer,
         host: str,
+        scheme: str = "http",
     ) -> None:
         self._loop = loop
         self._thread = thread
         self._server = server
         self.port = server.port
-        self.base_url = f"http://{_url_host(host)}:{server.port}"
+        self.base_url = f"{scheme}://{_url_host(host)}:{server.port}"
         self.url = self.base_url + "/v1"  # what an OpenAI client takes as base_url
         self._stopped = False
 
@@ -163,11 +168,15 @@ class SimHandle:
 
 
 def start_in_thread(
-    config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    config: SimConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ssl: _ssl.SSLContext | None = None,
 ) -> SimHandle:
     """Start a simulator on a new event loop (uvloop where available) in a daemon thread and
-    return once it is listening; ``port`` 0 picks a free port. Stop it with ``.stop()`` or
-    use the handle as a context manager. Raises OSError if the address cannot be bound."""
+    return once it is listening; ``port`` 0 picks a free port; with ``ssl`` it serves https.
+    Stop it with ``.stop()`` or use the handle as a context manager. Raises OSError if the
+    address cannot be bound."""
     loop = _new_loop()
     ready: concurrent.futures.Future[SimServer] = concurrent.futures.Future()
     app = SimApp(config if config is not None else SimConfig())
@@ -175,7 +184,7 @@ def start_in_thread(
     def run() -> None:
         asyncio.set_event_loop(loop)
         try:
-            server = loop.run_until_complete(serve(app, host, port))
+            server = loop.run_until_complete(serve(app, host, port, ssl))
         except BaseException as exc:
             ready.set_exception(exc)
             loop.close()
@@ -189,4 +198,4 @@ def start_in_thread(
     thread = threading.Thread(target=run, name="batchgate-sim", daemon=True)
     thread.start()
     server = ready.result(_CALL_TIMEOUT_S)
-    return SimHandle(loop, thread, server, host)
+    return SimHandle(loop, thread, server, host, "https" if ssl else "http")
