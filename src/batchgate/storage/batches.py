@@ -23,7 +23,7 @@ from batchgate.domain.states import (
 )
 from batchgate.domain.sweeps import Sweep, cancelled_sweep, expired_sweep
 from batchgate.storage.schema import batches, files, requests
-from batchgate.storage.sqltext import lit, lits
+from batchgate.storage.sqltext import by_id, lit, lits
 
 _S = BatchStatus
 # A batch cancelled before it was ever validated still needs its rows (each one ends as a
@@ -47,11 +47,8 @@ class BatchRecords:
             conn.execute(insert(batches).values(**dataclasses.asdict(batch)))
 
     def get_batch(self, batch_id: str, tenant: str | None = None) -> Batch | None:
-        q = select(batches).where(batches.c.id == batch_id)
-        if tenant is not None:
-            q = q.where(batches.c.tenant == tenant)
         with self.read() as conn:
-            r = conn.execute(q).mappings().first()
+            r = conn.execute(by_id(batches, batch_id, tenant)).mappings().first()
         return from_row(Batch, r) if r else None
 
     def list_batches(

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from batchgate.domain.records import FileRecord, from_row
 from batchgate.storage.schema import files
+from batchgate.storage.sqltext import by_id
 
 
 class FileRecords:
@@ -27,11 +28,8 @@ class FileRecords:
             conn.execute(insert(files).values(**dataclasses.asdict(file)))
 
     def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
-        q = select(files).where(files.c.id == file_id)
-        if tenant is not None:
-            q = q.where(files.c.tenant == tenant)
         with self.read() as conn:
-            r = conn.execute(q).mappings().first()
+            r = conn.execute(by_id(files, file_id, tenant)).mappings().first()
         return from_row(FileRecord, r) if r else None
 
     def list_files(
@@ -52,10 +50,7 @@ class FileRecords:
 
     def delete_file(self, file_id: str, tenant: str | None = None) -> FileRecord | None:
         with self.write() as conn:
-            q = select(files).where(files.c.id == file_id)
-            if tenant is not None:
-                q = q.where(files.c.tenant == tenant)
-            r = conn.execute(q).mappings().first()
+            r = conn.execute(by_id(files, file_id, tenant)).mappings().first()
             if r is None:
                 return None
             conn.execute(delete(files).where(files.c.id == file_id))

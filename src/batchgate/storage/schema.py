@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -18,6 +20,12 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+
+
+def _partial(predicate: str) -> dict[str, Any]:
+    """A partial index's predicate, the same on both backends."""
+    return {"sqlite_where": text(predicate), "postgresql_where": text(predicate)}
+
 
 files = Table(
     "files",
@@ -119,14 +127,12 @@ requests = Table(
         "batch_id",
         "upstream",
         "line",
-        sqlite_where=text("state = 'queued'"),
-        postgresql_where=text("state = 'queued'"),
+        **_partial("state = 'queued'"),
     ),
     Index(
         "ix_requests_leased",
         "lease_expires_at",
-        sqlite_where=text("state = 'leased'"),
-        postgresql_where=text("state = 'leased'"),
+        **_partial("state = 'leased'"),
     ),
     Index("ix_requests_custom_id", "batch_id", "custom_id"),
     # What a batch's leased rows hold against its budget; unpriced rows stay out of it.
@@ -134,15 +140,13 @@ requests = Table(
         "ix_requests_reserved",
         "batch_id",
         "reserve_ticks",
-        sqlite_where=text("state = 'leased' AND reserve_ticks IS NOT NULL"),
-        postgresql_where=text("state = 'leased' AND reserve_ticks IS NOT NULL"),
+        **_partial("state = 'leased' AND reserve_ticks IS NOT NULL"),
     ),
     # Usage over a time range; rows still open (no finished_at) stay out of it.
     Index(
         "ix_requests_finished_at",
         "finished_at",
-        sqlite_where=text("finished_at IS NOT NULL"),
-        postgresql_where=text("finished_at IS NOT NULL"),
+        **_partial("finished_at IS NOT NULL"),
     ),
 )
 
@@ -163,8 +167,7 @@ api_keys = Table(
         "ux_api_keys_live_name",
         "name",
         unique=True,
-        sqlite_where=text("revoked_at IS NULL"),
-        postgresql_where=text("revoked_at IS NULL"),
+        **_partial("revoked_at IS NULL"),
     ),
 )
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Select, Table, select
 
 
 def lit(value: StrEnum) -> str:
@@ -15,3 +18,9 @@ def lit(value: StrEnum) -> str:
 def lits(values: Iterable[StrEnum]) -> str:
     """Enum values as a comma-separated list of SQL string literals, for ``IN (...)``."""
     return ", ".join(lit(v) for v in values)
+
+
+def by_id(table: Table, record_id: str, tenant: str | None) -> Select[Any]:
+    """The row of ``table`` with ``record_id``, within ``tenant`` when one is given."""
+    q = select(table).where(table.c.id == record_id)
+    return q if tenant is None else q.where(table.c.tenant == tenant)
