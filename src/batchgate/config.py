@@ -92,6 +92,9 @@ HTTP_CLIENTS = ("fast", "aiohttp")
 _TICKS_PER_TOKEN = TICKS_PER_USD / 1_000_000  # a price per million tokens -> ticks per token
 
 
+CONNECT_TIMEOUT = 10.0  # the default time to open an upstream connection, in seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     """USD per million tokens, as price lists state them."""
@@ -112,6 +115,13 @@ class Secret:
 
     def __repr__(self) -> str:
         return "Secret('***')"
+
+
+def is_http_proxy(url: str) -> bool:
+    """Whether ``url`` names a proxy batchgate can use: ``http://HOST[:PORT]`` (user:password@
+    allowed). Checked where a proxy is configured and where one is opened."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and bool(parts.hostname)
 
 
 def redact(url: str) -> str:
@@ -137,7 +147,7 @@ class UpstreamConfig:
     rpm: int = 0  # 0 = unlimited
     tpm: int = 0
     timeout: float = 600.0  # seconds to wait for an answer once the request is sent
-    connect_timeout: float = 10.0  # seconds to open a connection (proxy and TLS included)
+    connect_timeout: float = CONNECT_TIMEOUT  # seconds to open a connection (proxy, TLS too)
     models: tuple[str, ...] = ()
     # (model or "*", price) pairs in file order, so the value stays hashable; a mapping given
     # here is stored as its pairs.
@@ -323,7 +333,7 @@ def _env_proxy(upstream: UpstreamConfig, proxies: Mapping[str, str]) -> str | No
     if not proxy or proxy_bypass_environment(host, dict(proxies)):
         return None
     proxy = proxy if "://" in proxy else f"http://{proxy}"  # curl and urllib accept HOST:PORT
-    if urlsplit(proxy).scheme != "http" or not urlsplit(proxy).hostname:
+    if not is_http_proxy(proxy):
         raise ConfigError(
             f"Upstream {upstream.name!r}: the {parts.scheme}_proxy environment variable names "
             f"{redact(proxy)!r}; only http:// proxies are supported (set proxy in the config "

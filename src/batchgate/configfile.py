@@ -13,7 +13,6 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from batchgate.config import (
     HTTP_CLIENTS,
@@ -23,6 +22,7 @@ from batchgate.config import (
     Limits,
     Price,
     UpstreamConfig,
+    is_http_proxy,
     quote_key,
     redact,
 )
@@ -79,10 +79,13 @@ def _seconds(value: object, key: str) -> float:
     return float(value)
 
 
-def _kind(value: object, key: str) -> str:
-    if value not in UPSTREAM_KINDS:
-        raise InvalidKey(key, f"must be one of {', '.join(UPSTREAM_KINDS)}, got {value!r}.")
-    return str(value)
+def _one_of(choices: tuple[str, ...]) -> Callable[[object, str], str]:
+    def check(value: object, key: str) -> str:
+        if value not in choices:
+            raise InvalidKey(key, f"must be one of {', '.join(choices)}, got {value!r}.")
+        return str(value)
+
+    return check
 
 
 def _url(value: object, key: str) -> str:
@@ -130,15 +133,9 @@ def _discount(value: object, key: str) -> float:
     return float(value)
 
 
-def _client(value: object, key: str) -> str:
-    if value not in HTTP_CLIENTS:
-        raise InvalidKey(key, f"must be one of {', '.join(HTTP_CLIENTS)}, got {value!r}.")
-    return str(value)
-
-
 def _proxy(value: object, key: str) -> str:
     url = _string(value, key)
-    if not url.startswith("http://") or not urlsplit(url).hostname:
+    if not is_http_proxy(url):
         raise InvalidKey(
             key, f"must be an http:// proxy URL (http://HOST:PORT), got {redact(url)!r}."
         )
@@ -165,7 +162,7 @@ def _ca_file(value: object, key: str) -> str:
 
 _UPSTREAM_FIELDS: dict[str, Callable[[object, str], Any]] = {
     "url": _url,
-    "kind": _kind,
+    "kind": _one_of(UPSTREAM_KINDS),
     "api_key_env": _string,
     "concurrency": _integer(1),
     "rpm": _integer(0),
@@ -174,7 +171,7 @@ _UPSTREAM_FIELDS: dict[str, Callable[[object, str], Any]] = {
     "models": _models,
     "prices": _prices,
     "batch_discount": _discount,
-    "client": _client,
+    "client": _one_of(HTTP_CLIENTS),
     "proxy": _proxy,
     "ca_file": _ca_file,
     "verify": _boolean,

@@ -99,8 +99,8 @@ def runtime(tmp_path: Path, sim: SimHandle) -> Iterator[Runtime]:
     config = single_upstream(sim.url, concurrency=16, timeout=5.0)
     store = open_store(f"sqlite:///{tmp_path / 'inproc.sqlite'}")
     blobs = BlobStore(tmp_path / "inproc-blobs")
-    rt = Runtime(Service(store, blobs, config))
-    rt.worker = Worker(store, blobs, config, TEST_WORKER)
+    worker = Worker(store, blobs, config, TEST_WORKER)
+    rt = Runtime(Service(store, blobs, config, wake=worker.wake), worker)
     yield rt
     store.close()
 

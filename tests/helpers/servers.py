@@ -89,9 +89,9 @@ def run_server(
         config = Config(config.upstreams, config.aliases, config.default_upstream, limits)
     store = open_store(database_url)
     blobs = BlobStore(data_dir / "blobs")
-    runtime = Runtime(Service(store, blobs, config))
-    if worker:
-        runtime.worker = Worker(store, blobs, config, options)
+    inproc = Worker(store, blobs, config, options) if worker else None
+    service = Service(store, blobs, config, wake=inproc.wake if inproc else lambda: None)
+    runtime = Runtime(service, inproc)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

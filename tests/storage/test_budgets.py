@@ -11,7 +11,7 @@ import pytest
 
 from batchgate import ids
 from batchgate.domain.budget import EXCEEDED, day_of
-from batchgate.domain.records import Batch
+from batchgate.domain.records import Batch, TenantBudget
 from batchgate.errors import BudgetNotFound
 from batchgate.storage import migrate
 from batchgate.storage.sql import SqlStore, open_store
@@ -104,8 +104,8 @@ def test_a_tenant_budget_spans_its_batches_and_counts_spend_per_day(store: SqlSt
     store.record([_done(mine[0], 30, 0), *[_done(r, 1, 1) for r in got if r.batch_id == other]],
                  now)  # fmt: skip
     (entry,) = store.list_budgets(now)
-    assert (entry["tenant"], entry["budget_ticks"], entry["period"]) == ("t", 250, "month")
-    assert (entry["spent_ticks"], entry["reserved_ticks"]) == (30, 200)
+    assert (entry.tenant, entry.budget_ticks, entry.period) == ("t", 250, "month")
+    assert (entry.spent_ticks, entry.reserved_ticks) == (30, 200)
     with store.read() as conn:
         spend = conn.exec_driver_sql("SELECT tenant, day, cost_ticks FROM tenant_spend").all()
     assert sorted(tuple(r) for r in spend) == [("t", day_of(now), 30), ("u", day_of(now), 15)]
@@ -131,12 +131,9 @@ def test_a_reached_tenant_budget_ends_every_running_batch_of_the_tenant(store: S
 def test_a_budget_can_be_replaced_and_removed(store: SqlStore) -> None:
     store.set_budget("t", 100, "day", 1)
     store.set_budget("t", 500, "total", 2)
-    assert store.get_budget("t") == {
-        "tenant": "t",
-        "budget_ticks": 500,
-        "period": "total",
-        "updated_at": 2,
-    }
+    assert store.get_budget("t") == TenantBudget(
+        tenant="t", budget_ticks=500, period="total", updated_at=2
+    )
     store.delete_budget("t")
     assert store.get_budget("t") is None
     with pytest.raises(BudgetNotFound, match="has no budget"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from batchgate import ids
-from batchgate.domain.records import Batch
+from batchgate.domain.records import Batch, UsageGroup
 from batchgate.storage.sql import SqlStore
 from batchgate.storage.types import IngestRow, RowResult
 
@@ -59,19 +59,19 @@ def test_usage_sums_per_tenant_and_model_over_the_range(store: SqlStore) -> None
     a_cost = 100 * 75 + 10 * 300
     got = store.usage(None, start=t0, end=t0 + 3600)
     assert got == [
-        {"tenant": "team-a", "requests": 4, "succeeded": 2, "failed": 2, "input_tokens": 105,
-         "output_tokens": 15, "cost_ticks": a_cost, "unpriced": 1},
-        {"tenant": "team-b", "requests": 1, "succeeded": 1, "failed": 0, "input_tokens": 1,
-         "output_tokens": 1, "cost_ticks": 375, "unpriced": 0},
+        UsageGroup(tenant="team-a", requests=4, succeeded=2, failed=2, input_tokens=105,
+                   output_tokens=15, cost_ticks=a_cost, unpriced=1),
+        UsageGroup(tenant="team-b", requests=1, succeeded=1, failed=0, input_tokens=1,
+                   output_tokens=1, cost_ticks=375, unpriced=0),
     ]  # fmt: skip
     assert store.usage("team-b", start=t0, end=t0 + 3600) == got[1:]
     assert store.usage("nobody", start=t0, end=t0 + 3600) == []
     by_model = store.usage("team-a", start=t0, end=t0 + 3600, by_model=True)
-    assert [(g["model"], g["requests"], g["cost_ticks"], g["unpriced"]) for g in by_model] == [
+    assert [(g.model, g.requests, g.cost_ticks, g.unpriced) for g in by_model] == [
         ("free", 1, 0, 1), ("m", 2, a_cost, 0), (None, 1, 0, 0),
     ]  # fmt: skip
     wider = store.usage("team-b", start=t0 - 1, end=t0 + 3601)
-    assert wider[0]["requests"] == 3 and wider[0]["input_tokens"] == 19
+    assert wider[0].requests == 3 and wider[0].input_tokens == 19
 
 
 def test_the_range_query_uses_the_finished_at_index(store: SqlStore) -> None:

@@ -59,6 +59,14 @@ def test_every_row_move_is_allowed_exactly_when_the_table_says(
             row_move_sql(current, target, "", "batch_id = :b")
 
 
+def test_a_move_to_one_of_several_states_checks_each_and_takes_the_state_as_a_parameter() -> None:
+    sql = row_move_sql(RowState.LEASED, (RowState.SUCCEEDED, RowState.FAILED), "", "line = ?")
+    assert sql.startswith("UPDATE requests SET state = ? WHERE line = ?")
+    assert sql.endswith("AND state = 'leased'")
+    with pytest.raises(InvalidTransition):
+        row_move_sql(RowState.LEASED, (RowState.SUCCEEDED, RowState.CANCELED), "", "line = ?")
+
+
 def test_the_tables_cover_every_state_and_ended_states_go_nowhere() -> None:
     assert set(BATCH_TRANSITIONS) == set(BatchStatus)
     assert set(ROW_TRANSITIONS) == set(RowState)

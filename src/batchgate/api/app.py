@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from batchgate import ids
 from batchgate.api.anthropic.routes import routes as anthropic_routes
 from batchgate.api.auth import Authenticate
-from batchgate.api.errors import HANDLERS, openai_error
+from batchgate.api.errors import HANDLERS, error_response
 from batchgate.api.jobs.routes import routes as jobs_routes
 from batchgate.api.openai.routes import routes as openai_routes
 from batchgate.api.usage import routes as usage_routes
@@ -39,15 +39,12 @@ class Runtime:
     """What the app needs, built once by the CLI (or a test) and passed in."""
 
     service: Service
-    worker: Worker | None = None  # run in-process when set
+    # Run in-process when set; give the service its ``wake`` so a create or a cancel wakes it.
+    worker: Worker | None = None
     public_url: str | None = None
     # With no live API key, serve everyone as tenant "" (the CLI allows it on loopback only).
     allow_open: bool = True
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        if self.worker is not None:  # a create or a cancel wakes the in-process worker
-            self.service.wake = self.worker.wake
 
 
 class RequestId:
@@ -79,7 +76,7 @@ async def health(request: Request) -> Response:
     try:
         await service.ping()
     except Exception as exc:  # any failure to reach the store is "unhealthy"
-        return openai_error(503, f"store unreachable: {exc}", type="server_error")
+        return error_response(request, 503, f"store unreachable: {exc}", type="server_error")
     return JSONResponse({"status": "ok"})
 
 

@@ -3,23 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from batchgate.api.auth import Caller
+from batchgate.dialects import View
 from batchgate.errors import InvalidRequest
-from batchgate.service import Blob, Service
-
-CHUNK = 1 << 16  # bytes read from a blob at a time while streaming it
+from batchgate.service import Service
 
 
 def service_of(request: Request) -> Service:
     svc: Service = request.app.state.runtime.service
     return svc
+
+
+def view_of(request: Request) -> View:
+    """What a status projection may know of this request (see ``dialects/base.py``)."""
+    return View(str(request.base_url), service_of(request).provider_of)
 
 
 def caller_of(request: Request) -> Caller:
@@ -84,15 +87,3 @@ async def results_page(request: Request, dialect: str, media_type: str) -> Respo
         "x-batchgate-has-more": "true" if page.has_more else "false",
     }
     return Response(page.body, media_type=media_type, headers=headers)
-
-
-def stream_blob(blob: Blob, media_type: str) -> Response:
-    """A stored file as the answer, streamed (read on a worker thread), with its length."""
-
-    def chunks() -> Iterator[bytes]:
-        with blob.handle as fh:
-            while data := fh.read(CHUNK):
-                yield data
-
-    headers = {"content-length": str(blob.size)}
-    return StreamingResponse(chunks(), media_type=media_type, headers=headers)

@@ -9,6 +9,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from batchgate import ids
+from batchgate.dialects import ApiError, dialect_of_path
 from batchgate.errors import ClientError, Conflict, StoreUnavailable
 
 log = logging.getLogger("batchgate.api")
@@ -16,45 +17,15 @@ log = logging.getLogger("batchgate.api")
 _HTTP_TYPES = {401: "authentication_error", 404: "not_found_error", 405: "invalid_request_error"}
 
 
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-    403: "permission_error", 404: "not_found_error", 409: "conflict_error",
-    413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 503: "api_error",
-    504: "timeout_error", 529: "overloaded_error",
-}  # fmt: skip
-
-
-def openai_error(
-    status: int, message: str, *, type: str = "invalid_request_error",
-    param: str | None = None, code: str | None = None,
-) -> JSONResponse:  # fmt: skip
-    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
-    headers = {"x-should-retry": "false"} if status == 409 else None
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def anthropic_error(status: int, message: str, request_id: str | None) -> JSONResponse:
-    kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
-    body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
-    headers = {"x-should-retry": "false"} if status == 409 else None
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def jobs_error(status: int, message: str) -> JSONResponse:
-    """The jobs dialect's envelope: ``{"error": "<message>"}``, the message naming the field."""
-    return JSONResponse({"error": message}, status_code=status)
-
-
 def error_response(
     request: Request, status: int, message: str, *, type: str = "invalid_request_error",
     param: str | None = None, code: str | None = None,
 ) -> JSONResponse:  # fmt: skip
-    """The error in the envelope of the dialect the path belongs to."""
-    if request.url.path.startswith("/v1/messages"):
-        return anthropic_error(status, message, getattr(request.state, "request_id", None))
-    if request.url.path.startswith("/qai/"):
-        return jobs_error(status, message)
-    return openai_error(status, message, type=type, param=param, code=code)
+    """The error in the envelope of the dialect the path belongs to (``dialect_of_path``)."""
+    error = ApiError(status, message, type, param, code, getattr(request.state, "request_id", None))
+    body = dialect_of_path(request.url.path).envelope(error)
+    headers = {"x-should-retry": "false"} if status == 409 else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def on_client_error(request: Request, exc: Exception) -> Response:

@@ -49,10 +49,9 @@ def serve(
         allow_open = keys.open_mode_allowed(store, host)
     except BatchgateError as exc:
         _fail(exc)
-    service = Service(store, blobs, cfg)
-    runtime = Runtime(
-        service, Worker(store, blobs, cfg, opts) if worker else None, allow_open=allow_open
-    )
+    inproc = Worker(store, blobs, cfg, opts) if worker else None
+    service = Service(store, blobs, cfg, wake=inproc.wake if inproc else lambda: None)
+    runtime = Runtime(service, inproc, allow_open=allow_open)
     uvicorn.run(
         create_app(runtime), host=host, port=port, loop="uvloop", http="httptools",
         log_level=engine.log_level.lower(), access_log=False, timeout_graceful_shutdown=10,

@@ -18,7 +18,7 @@ from batchgate.domain.cost import TICKS_PER_USD, usd
 from batchgate.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from batchgate.domain.records import Batch
+    from batchgate.domain.records import Batch, TenantBudget
 
 __all__ = [
     "BUDGET_FIELD",
@@ -94,17 +94,16 @@ def budget_object(batch: Batch) -> dict[str, Any] | None:
     return {"ticks": int(ticks), "usd": usd(int(ticks)), "reached": batch.cost_ticks >= ticks}
 
 
-def tenant_budget_object(row: dict[str, Any]) -> dict[str, Any]:
+def tenant_budget_object(row: TenantBudget) -> dict[str, Any]:
     """One tenant budget as ``GET /v1/budgets`` shows it (a row of ``Store.list_budgets``)."""
 
     def amount(ticks: int) -> dict[str, Any]:
         return {"ticks": ticks, "usd": usd(ticks)}
 
-    budget, spent = int(row["budget_ticks"]), int(row["spent_ticks"])
     return {
-        "tenant": row["tenant"], "period": row["period"], "budget": amount(budget),
-        "spent": amount(spent), "reserved": amount(int(row["reserved_ticks"])),
-        "reached": spent >= budget,
+        "tenant": row.tenant, "period": row.period, "budget": amount(row.budget_ticks),
+        "spent": amount(row.spent_ticks), "reserved": amount(row.reserved_ticks),
+        "reached": row.reached,
     }  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """The named data that flows from storage through the service to the API and the engine: a
-batch, a file, a finished row, a request row, an API key. Frozen values, built by the store
-from its rows; nothing outside ``storage/`` sees a database row or a positional tuple.
+batch, a file, a finished row, a request row, an API key, a tenant budget, a usage group.
+Frozen values, built by the store from its rows; nothing outside ``storage/`` sees a database
+row or a positional tuple.
 """
 
 from __future__ import annotations
@@ -10,9 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from batchgate.domain.states import TERMINAL, BatchStatus
+from batchgate.domain.states import TERMINAL
 
-__all__ = ["ApiKey", "Batch", "FileRecord", "FinishedRow", "RequestRecord", "from_row"]
+__all__ = [
+    "ApiKey",
+    "Batch",
+    "FileRecord",
+    "FinishedRow",
+    "RequestRecord",
+    "TenantBudget",
+    "UsageGroup",
+    "from_row",
+]
 
 R = TypeVar("R")
 
@@ -82,10 +92,6 @@ class Batch:
     def ended(self) -> bool:
         return self.status in TERMINAL
 
-    @property
-    def state(self) -> BatchStatus:
-        return BatchStatus(self.status)
-
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
@@ -150,3 +156,35 @@ class ApiKey:
     @property
     def live(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantBudget:
+    """A tenant's budget; as listed, with what it spent in the current period and what its
+    leased rows hold (both 0 where only the budget itself was read)."""
+
+    tenant: str
+    budget_ticks: int
+    period: str  # day | month | total
+    updated_at: int
+    spent_ticks: int = 0
+    reserved_ticks: int = 0
+
+    @property
+    def reached(self) -> bool:
+        return self.spent_ticks >= self.budget_ticks
+
+
+@dataclass(frozen=True, slots=True)
+class UsageGroup:
+    """The requests one tenant (and model, when grouped so) finished in a time range."""
+
+    tenant: str
+    requests: int
+    succeeded: int
+    failed: int
+    input_tokens: int
+    output_tokens: int
+    cost_ticks: int
+    unpriced: int  # of them, how many used tokens without a price
+    model: str | None = None

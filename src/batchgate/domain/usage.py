@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchgate.domain.cost import usd
+from batchgate.domain.records import UsageGroup
 from batchgate.errors import InvalidRequest
 
 __all__ = ["DAY", "parse_time", "time_range", "usage_entry", "usage_object"]
@@ -59,22 +60,22 @@ def time_range(
 
 
 def usage_object(
-    start: int, end: int, groups: list[dict[str, Any]], *, by_model: bool
+    start: int, end: int, groups: list[UsageGroup], *, by_model: bool
 ) -> dict[str, Any]:
     """The answer of ``GET /v1/usage`` (and ``batchgate usage --json``)."""
     data = [usage_entry(g, by_model=by_model) for g in groups]
     return {"object": "usage", "start": start, "end": end, "data": data}
 
 
-def usage_entry(row: dict[str, Any], *, by_model: bool) -> dict[str, Any]:
+def usage_entry(row: UsageGroup, *, by_model: bool) -> dict[str, Any]:
     """One group of ``Store.usage`` as shown: counts, tokens and its ``cost`` object."""
-    ticks = int(row["cost_ticks"])
-    entry: dict[str, Any] = {"tenant": row["tenant"]}
+    ticks = row.cost_ticks
+    entry: dict[str, Any] = {"tenant": row.tenant}
     if by_model:
-        entry["model"] = row["model"]
+        entry["model"] = row.model
     entry.update(
-        requests=row["requests"], succeeded=row["succeeded"], failed=row["failed"],
-        input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
-        cost={"ticks": ticks, "usd": usd(ticks), "priced": not row["unpriced"]},
+        requests=row.requests, succeeded=row.succeeded, failed=row.failed,
+        input_tokens=row.input_tokens, output_tokens=row.output_tokens,
+        cost={"ticks": ticks, "usd": usd(ticks), "priced": not row.unpriced},
     )  # fmt: skip
     return entry

@@ -50,7 +50,7 @@ class _Ingest:
         self.chunk: list[IngestRow] = []
         self.count = 0
         self.failed_now = 0
-        self.messages = DIALECTS[batch.dialect].lenient_lines
+        self.messages = DIALECTS[batch.dialect].lines == "messages"
         self.untranslatable = "invalid_request_error" if self.messages else "untranslatable"
         self.kinds = {u.name: u.kind for u in router.config.upstreams}
         # The token estimate feeds TPM budgets and cost reservations: skip its cost when no

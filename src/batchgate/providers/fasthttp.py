@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from batchgate.config import CONNECT_TIMEOUT
 from batchgate.providers.tunnel import Proxy, open_tunnel
 
 # status, lower-cased response headers, body
@@ -215,7 +216,7 @@ class FastHttpClient:
         *,
         headers: Mapping[str, str],
         timeout: float,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
         proxy: str | None = None,
         max_idle: int = 1024,

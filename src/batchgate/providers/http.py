@@ -8,8 +8,9 @@ Each upstream's ``client`` picks the transport (``UpstreamConfig.http_client``: 
   pool), several times cheaper per request than aiohttp; measured 2x the throughput against a
   local upstream. TLS and an HTTP CONNECT proxy when configured.
 * "aiohttp": ``AiohttpTransport``, the mainstream client, for remote APIs. Its session has
-  ``trust_env=True``, so aiohttp itself also honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY and
-  netrc (a library reading the environment; batchgate's own modules do not).
+  ``trust_env=False``: the proxy comes resolved from the edge (HTTPS_PROXY / HTTP_PROXY /
+  NO_PROXY, read by the CLI), and aiohttp must not look for ~/.netrc on every request (a
+  thread hop each time, and a netrc entry for the host would clash with our auth header).
 
 Both get the upstream's resolved ``proxy``, its TLS settings (``ca_file``, ``verify``), its
 ``connect_timeout`` and ``timeout``, and send ``User-Agent: batchgate/<version>``.
@@ -24,7 +25,7 @@ from typing import Protocol
 import aiohttp
 
 from batchgate import __version__
-from batchgate.config import UpstreamConfig
+from batchgate.config import CONNECT_TIMEOUT, UpstreamConfig
 from batchgate.providers.base import Attempt
 from batchgate.providers.fasthttp import FastHttpClient
 
@@ -69,7 +70,7 @@ class AiohttpTransport:
         *,
         headers: Mapping[str, str],
         timeout: float,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
         proxy: str | None = None,
     ) -> None:
@@ -81,7 +82,7 @@ class AiohttpTransport:
             total=connect_timeout + timeout, connect=connect_timeout, sock_read=timeout
         )
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=limits, trust_env=True,
+            connector=connector, timeout=limits, trust_env=False,
             headers={"Content-Type": "application/json", **headers},
         )  # fmt: skip
         self._proxy = proxy

@@ -6,22 +6,29 @@ in-process worker after a change it must hear of. The use-cases themselves are s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from batchgate.config import Config
 from batchgate.dialects.openai import ENDPOINTS
 from batchgate.domain.keys import hash_secret
-from batchgate.domain.records import ApiKey, Batch, FileRecord, FinishedRow, RequestRecord
-from batchgate.service.core import Blob, Operations, ResultsPage
+from batchgate.domain.records import (
+    ApiKey,
+    Batch,
+    FileRecord,
+    FinishedRow,
+    RequestRecord,
+    TenantBudget,
+    UsageGroup,
+)
+from batchgate.service.core import Dialects, Operations, ResultsPage
 from batchgate.storage.base import Store
 from batchgate.storage.blobs import BlobStore
-from batchgate.storage.types import Row
 
-__all__ = ["ENDPOINTS", "Blob", "Operations", "ResultsPage", "Service"]
+__all__ = ["ENDPOINTS", "Operations", "ResultsPage", "Service"]
 
 T = TypeVar("T")
-Dialects = str | Collection[str]
 
 
 class Service:
@@ -76,7 +83,7 @@ class Service:
     async def get_file(self, tenant: str | None, file_id: str) -> FileRecord:
         return await self._run(self.ops.get_file, tenant, file_id)
 
-    async def file_content(self, tenant: str | None, file_id: str) -> Blob:
+    async def file_content(self, tenant: str | None, file_id: str) -> Path:
         return await self._run(self.ops.file_content, tenant, file_id)
 
     async def delete_file(self, tenant: str | None, file_id: str) -> FileRecord:
@@ -119,7 +126,7 @@ class Service:
     async def finished_rows(self, batch_id: str, after: int, limit: int) -> list[FinishedRow]:
         return await self._run(self.ops.finished_rows, batch_id, after, limit)
 
-    async def results_file(self, tenant: str | None, batch_id: str, *, dialect: str) -> Blob:
+    async def results_file(self, tenant: str | None, batch_id: str, *, dialect: str) -> Path:
         return await self._run(self.ops.results_file, tenant, batch_id, dialect=dialect)
 
     # -- jobs, usage, budgets -----------------------------------------------------------------
@@ -134,8 +141,8 @@ class Service:
 
     async def usage(
         self, tenant: str | None, *, start: float, end: float, by_model: bool
-    ) -> list[Row]:
+    ) -> list[UsageGroup]:
         return await self._run(self._store.usage, tenant, start=start, end=end, by_model=by_model)
 
-    async def list_budgets(self, tenant: str | None) -> list[Row]:
+    async def list_budgets(self, tenant: str | None) -> list[TenantBudget]:
         return await self._run(self._store.list_budgets, time.time(), tenant)

@@ -6,17 +6,17 @@ for the caller's mistakes, which each dialect renders in its own envelope.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from batchgate import ids
 from batchgate.config import Config
 from batchgate.dialects import DIALECTS
-from batchgate.dialects import jobs as jobs_dialect
+from batchgate.dialects.jobs.create import CLAIM_TTL
 from batchgate.domain import jobs as jobs_domain
 from batchgate.domain.records import Batch, FileRecord, FinishedRow, RequestRecord
 from batchgate.domain.states import on_cancel
@@ -38,15 +38,6 @@ DEFAULT_FILE_TTL = 30 * 86400
 
 
 Dialects = str | Collection[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Blob:
-    """A stored file's content to stream: its size and an open binary handle (the caller
-    closes it)."""
-
-    size: int
-    handle: BinaryIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +114,6 @@ class Operations:
         self.blobs.delete(file.blob_key)
         return file
 
-    def open_file(self, tenant: str | None, file_id: str) -> tuple[FileRecord, BinaryIO]:
-        file = self.get_file(tenant, file_id)
-        return file, self.open_blob(file.blob_key, f"The content of file {file_id} is gone.")
-
-    def open_blob(self, key: str, gone: str) -> BinaryIO:
-        """A blob to read; FileNotFound saying ``gone`` when its content is missing."""
-        try:
-            return self.blobs.open(key)
-        except FileNotFoundError:
-            raise FileNotFound(gone, param="id") from None
-
     # -- batches -------------------------------------------------------------------------------
 
     @property
@@ -162,7 +142,7 @@ class Operations:
         assert token is not None
 
         def renew() -> None:
-            self.store.renew_claim(batch.id, token, time.time() + jobs_dialect.CLAIM_TTL)
+            self.store.renew_claim(batch.id, token, time.time() + CLAIM_TTL)
 
         ingest(self.store, self.blobs, batch, token, self.router, self.config.limits, renew=renew)
 
@@ -224,21 +204,25 @@ class Operations:
         """Up to ``limit`` finished rows after input line ``after`` (a batch already read)."""
         return self.store.rows_after(batch_id, after, limit, finished_only=True)
 
-    def results_file(self, tenant: str | None, batch_id: str, *, dialect: str) -> Blob:
-        """An ended batch's whole results file (its output file) to stream."""
+    def results_file(self, tenant: str | None, batch_id: str, *, dialect: str) -> Path:
+        """An ended batch's whole results file (its output file), to send as it is."""
         batch = self.get_batch(tenant, batch_id, dialect=dialect)
         if not batch.ended or not batch.output_file_id:
             raise InvalidRequest(f"Batch {batch_id} has not ended yet; its results are not ready.")
         key = batch.output_file_id
         return self._blob(key, f"The results of batch {batch_id} are gone.")
 
-    def file_content(self, tenant: str | None, file_id: str) -> Blob:
+    def file_content(self, tenant: str | None, file_id: str) -> Path:
         file = self.get_file(tenant, file_id)
         return self._blob(file.blob_key, f"The content of file {file_id} is gone.")
 
-    def _blob(self, key: str, gone: str) -> Blob:
-        fh = self.open_blob(key, gone)
-        return Blob(os.fstat(fh.fileno()).st_size, fh)
+    def _blob(self, key: str, gone: str) -> Path:
+        """Where blob ``key`` lies; FileNotFound saying ``gone`` when its content is missing
+        (sending a missing path would fail with a 500)."""
+        path = self.blobs.path(key)
+        if not path.is_file():
+            raise FileNotFound(gone, param="id")
+        return path
 
     def get_batch(
         self, tenant: str | None, batch_id: str, *, dialect: Dialects = "openai"

@@ -12,10 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from batchgate.domain.records import ApiKey, Batch, FileRecord, FinishedRow, RequestRecord
+from batchgate.domain.records import (
+    ApiKey,
+    Batch,
+    FileRecord,
+    FinishedRow,
+    RequestRecord,
+    TenantBudget,
+    UsageGroup,
+)
 from batchgate.domain.states import BatchStatus, Rule
 from batchgate.domain.sweeps import Sweep
-from batchgate.storage.types import IngestRow, LeasedRow, Row, RowResult
+from batchgate.storage.types import IngestRow, LeasedRow, RowResult
 
 T = TypeVar("T")
 
@@ -87,8 +95,8 @@ class Store(Protocol):
     # -- keys, budgets, usage -----------------------------------------------------------------
     def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
     def has_live_keys(self) -> bool: ...
-    def get_budget(self, tenant: str) -> Row | None: ...
-    def list_budgets(self, now: float, tenant: str | None = None) -> list[Row]: ...
+    def get_budget(self, tenant: str) -> TenantBudget | None: ...
+    def list_budgets(self, now: float, tenant: str | None = None) -> list[TenantBudget]: ...
     def usage(
         self, tenant: str | None, *, start: float, end: float, by_model: bool = False
-    ) -> list[Row]: ...
+    ) -> list[UsageGroup]: ...

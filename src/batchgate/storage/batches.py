@@ -15,14 +15,14 @@ from sqlalchemy.engine import Connection
 
 from batchgate.domain.records import Batch, FileRecord, from_row
 from batchgate.domain.states import (
-    ACTIVE,
     BatchStatus,
     Rule,
     advance,
     stamp_of,
 )
 from batchgate.domain.sweeps import Sweep, cancelled_sweep, expired_sweep
-from batchgate.storage.schema import batches, files, requests
+from batchgate.storage.rows import drop_rows as drop_batch_rows
+from batchgate.storage.schema import batches, files
 from batchgate.storage.sqltext import by_id, lit, lits
 
 _S = BatchStatus
@@ -40,6 +40,7 @@ class BatchRecords:
 
         def read(self) -> AbstractContextManager[Connection]: ...
         def write(self) -> AbstractContextManager[Connection]: ...
+        def _skip_locked(self) -> str: ...
         def budget_sweeps(self, now: float) -> list[Sweep]: ...
 
     def insert_batch(self, batch: Batch) -> None:
@@ -81,13 +82,13 @@ class BatchRecords:
     def delete_batch(self, batch_id: str) -> None:
         """Remove an ended batch, its rows and its result files' rows."""
         with self.write() as conn:
-            row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().first()
+            row = conn.execute(by_id(batches, batch_id, None)).mappings().first()
             if row is None:
                 return
             for fid in (row["output_file_id"], row["error_file_id"]):
                 if fid:
                     conn.execute(delete(files).where(files.c.id == fid))
-            conn.execute(delete(requests).where(requests.c.batch_id == batch_id))
+            drop_batch_rows(conn, batch_id)
             conn.execute(delete(batches).where(batches.c.id == batch_id))
 
     # -- the one door ---------------------------------------------------------------------
@@ -124,7 +125,7 @@ class BatchRecords:
             if token is not None and not keep_claim:
                 changes.update(claim_token=None, claim_expires_at=None)
             if drop_rows:
-                conn.execute(delete(requests).where(requests.c.batch_id == batch_id))
+                drop_batch_rows(conn, batch_id)
             for f in new_files:
                 conn.execute(insert(files).values(**dataclasses.asdict(f)))
             if changes:
@@ -157,12 +158,11 @@ class BatchRecords:
         return self._claim(where, token, now, ttl)
 
     def _claim(self, where: str, token: str, now: float, ttl: float) -> Batch | None:
-        skip_locked = " FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
         sql = text(
             "UPDATE batches SET claim_token = :token, claim_expires_at = :until WHERE id = ("
             f"SELECT id FROM batches WHERE {where} "
             "AND (claim_expires_at IS NULL OR claim_expires_at < :now) "
-            f"ORDER BY created_at LIMIT 1{skip_locked}) RETURNING id"
+            f"ORDER BY created_at LIMIT 1{self._skip_locked()}) RETURNING id"
         )
         with self.write() as conn:
             got = conn.execute(sql, {"token": token, "until": now + ttl, "now": now}).scalar()
@@ -207,10 +207,3 @@ class BatchRecords:
                 out.append(expired_sweep(str(r.id)))
         ending = {s.batch_id for s in out}
         return out + [s for s in self.budget_sweeps(now) if s.batch_id not in ending]
-
-    def active_batch_count(self) -> int:
-        with self.read() as conn:
-            rows = conn.execute(
-                select(batches.c.id).where(batches.c.status.in_([s.value for s in ACTIVE]))
-            ).all()
-        return len(rows)

@@ -27,12 +27,12 @@ from batchgate.domain.budget import (
     period_start_day,
     tenant_ended_message,
 )
+from batchgate.domain.records import TenantBudget, from_row
 from batchgate.domain.states import BatchStatus, RowState
 from batchgate.domain.sweeps import Sweep
 from batchgate.errors import BudgetNotFound
 from batchgate.storage.schema import budgets
 from batchgate.storage.sqltext import lit, lits
-from batchgate.storage.types import Row
 
 _S = BatchStatus
 _TENANT_SPENT = (
@@ -76,7 +76,7 @@ class BudgetRecords:
 
     # -- tenant budgets ---------------------------------------------------------------------
 
-    def set_budget(self, tenant: str, ticks: int, period: str, now: int) -> Row:
+    def set_budget(self, tenant: str, ticks: int, period: str, now: int) -> TenantBudget:
         """Set (or replace) ``tenant``'s budget; it holds from the next lease on."""
         row = {"tenant": tenant, "budget_ticks": ticks, "period": period, "updated_at": now}
         with self.write() as conn:
@@ -85,7 +85,7 @@ class BudgetRecords:
             ).rowcount
             if not changed:
                 conn.execute(insert(budgets).values(**row))
-        return row
+        return TenantBudget(tenant, ticks, period, now)
 
     def delete_budget(self, tenant: str) -> None:
         with self.write() as conn:
@@ -95,12 +95,12 @@ class BudgetRecords:
                     param="tenant",
                 )
 
-    def get_budget(self, tenant: str) -> Row | None:
+    def get_budget(self, tenant: str) -> TenantBudget | None:
         with self.read() as conn:
             r = conn.execute(select(budgets).where(budgets.c.tenant == tenant)).mappings().first()
-        return dict(r) if r else None
+        return from_row(TenantBudget, r) if r else None
 
-    def list_budgets(self, now: float, tenant: str | None = None) -> list[Row]:
+    def list_budgets(self, now: float, tenant: str | None = None) -> list[TenantBudget]:
         """Every tenant budget (or ``tenant``'s alone), by tenant, with ``spent_ticks`` in its
         current period and ``reserved_ticks`` held by the tenant's leased rows."""
         sql = self._q(f"SELECT {_TENANT_SPENT}, {_TENANT_RESERVED}")
@@ -113,7 +113,8 @@ class BudgetRecords:
             for r in rows:
                 since = period_start_day(r["period"], now)
                 spent, reserved = conn.exec_driver_sql(sql, (r["tenant"], since, r["tenant"])).one()
-                out.append({**r, "spent_ticks": int(spent), "reserved_ticks": int(reserved)})
+                held = {"spent_ticks": int(spent), "reserved_ticks": int(reserved)}
+                out.append(from_row(TenantBudget, {**r, **held}))
         return out
 
     # -- leasing under a budget ---------------------------------------------------------------
@@ -237,9 +238,6 @@ class BudgetRecords:
 
     def _spent(self, conn: Connection, tenant: str, period: str, now: float) -> int:
         """What ``tenant`` spent in the budget period that ``now`` falls in."""
-        sql = text(
-            "SELECT COALESCE(SUM(cost_ticks), 0) FROM tenant_spend "
-            "WHERE tenant = :tenant AND day >= :since"
-        )
         since = period_start_day(period, now)
-        return int(conn.execute(sql, {"tenant": tenant, "since": since}).scalar() or 0)
+        sql = self._q(f"SELECT {_TENANT_SPENT}")
+        return int(conn.exec_driver_sql(sql, (tenant, since)).scalar() or 0)

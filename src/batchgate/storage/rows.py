@@ -10,9 +10,9 @@ rest is SQLAlchemy Core or ``text()`` with named parameters.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
-from functools import lru_cache
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, delete, func, select, text, tuple_
@@ -22,12 +22,13 @@ from batchgate.domain.records import FinishedRow, RequestRecord, from_row
 from batchgate.domain.states import FINISHED_ROWS, RowState, advance_row
 from batchgate.domain.sweeps import NOT_SENT, NOT_SENT_COUNTER
 from batchgate.storage.schema import batches, requests
-from batchgate.storage.sqltext import lit
+from batchgate.storage.sqltext import lit, lits
 from batchgate.storage.types import IngestRow, RowResult
 
 _R = RowState
 _UNPRICED = (None, None)  # a row's price_in, price_out when its model has no price
 _FINISHED_COLUMNS = ", ".join(FinishedRow._fields)
+_FINISHED = f" AND state IN ({lits(sorted(FINISHED_ROWS))})"
 _REQUEST_ITEM = (
     requests.c.batch_id, requests.c.line, requests.c.custom_id, requests.c.state,
     requests.c.status_code, requests.c.response, requests.c.error_code, requests.c.error_message,
@@ -40,19 +41,25 @@ _COUNTERS = (
 FREE_LEASE = "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL"
 
 
-@lru_cache(maxsize=1024)
-def row_move_sql(source: RowState, target: RowState, assignments: str, where: str) -> str:
+def row_move_sql(
+    source: RowState, target: RowState | Collection[RowState], assignments: str, where: str
+) -> str:
     """The one door for row state changes: an UPDATE moving the rows in ``source`` that match
     ``where`` to ``target``, setting ``assignments`` too. The move is checked against the row
     transition table when the statement is built (an illegal one raises InvalidTransition);
-    the states are the enums' values, never literals typed into a query.
+    the states are the enums' values, never literals typed into a query. Several targets
+    (a recorded result ends succeeded or failed) make the new state the statement's first
+    driver parameter, ``?``: the caller checks each row's against the table.
 
     The source state is required with ``AND state = <source>``, or where ``where`` names
     ``{state}`` itself, there: the lease selects its rows in a locking subquery, and a state
     test outside it lets PostgreSQL rescan that subquery (which then skips the rows it just
     locked and returns others: more rows than its LIMIT)."""
-    advance_row(source, target)
-    sets = f"state = {lit(target)}" + (f", {assignments}" if assignments else "")
+    targets = (target,) if isinstance(target, RowState) else tuple(target)
+    for each in targets:
+        advance_row(source, each)
+    state = lit(targets[0]) if len(targets) == 1 else "?"
+    sets = f"state = {state}" + (f", {assignments}" if assignments else "")
     if "{state}" in where:
         return f"UPDATE requests SET {sets} WHERE {where.replace('{state}', lit(source))}"
     return f"UPDATE requests SET {sets} WHERE {where} AND state = {lit(source)}"
@@ -68,6 +75,11 @@ _MINE = "batch_id = ? AND line = ? AND lease_token = ?"
 _RETRY_SETS = (
     f"next_attempt_at = ?, status_code = ?, error_code = ?, error_message = ?, {FREE_LEASE}"
 )
+
+
+def drop_rows(conn: Connection, batch_id: str) -> None:
+    """Remove every request row of a batch (in the caller's transaction)."""
+    conn.execute(delete(requests).where(requests.c.batch_id == batch_id))
 
 
 class RowRecords:
@@ -87,7 +99,7 @@ class RowRecords:
 
     def delete_rows(self, batch_id: str) -> None:
         with self.write() as conn:
-            conn.execute(delete(requests).where(requests.c.batch_id == batch_id))
+            drop_rows(conn, batch_id)
 
     def insert_rows(self, batch_id: str, rows: Sequence[IngestRow], now: float) -> None:
         """A chunk of ingested rows: each born ``queued``, or ``failed`` when it cannot be
@@ -146,35 +158,41 @@ class RowRecords:
         sums: dict[str, list[int]] = defaultdict(lambda: [0] * len(_COUNTERS))
         with self.write() as conn:
             applied = self._record_retries(conn, [r for r in results if r.state == _R.QUEUED])
-            for target in (_R.SUCCEEDED, _R.FAILED):
-                finals = [r for r in results if r.state == target]
-                applied += self._record_finals(conn, target, finals, now, sums)
+            finals = [r for r in results if r.state != _R.QUEUED]
+            applied += self._record_finals(conn, finals, now, sums)
             self._bump_counters(conn, sums)
             self._add_tenant_spend(conn, {bid: s[6] for bid, s in sums.items()}, now)
         return applied
 
+    @cached_property
+    def _retry_sql(self) -> str:
+        return self._q(row_move_sql(_R.LEASED, _R.QUEUED, _RETRY_SETS, _MINE))
+
+    @cached_property
+    def _final_sql(self) -> str:
+        return self._q(row_move_sql(_R.LEASED, (_R.SUCCEEDED, _R.FAILED), _FINAL_SETS, _MINE))
+
     def _record_retries(self, conn: Connection, retries: Sequence[RowResult]) -> int:
-        sql = self._q(row_move_sql(_R.LEASED, _R.QUEUED, _RETRY_SETS, _MINE))
         params = [
             (r.next_attempt_at, r.status_code, r.error_code, r.error_message,
              r.batch_id, r.line, r.lease_token)
             for r in retries
         ]  # fmt: skip
-        return sum(x is not None for x in self._each(conn, sql, params))
+        return sum(x is not None for x in self._each(conn, self._retry_sql, params))
 
     def _record_finals(
-        self, conn: Connection, target: RowState, finals: Sequence[RowResult], now: float,
+        self, conn: Connection, finals: Sequence[RowResult], now: float,
         sums: dict[str, list[int]],
     ) -> int:  # fmt: skip
-        sql = self._q(row_move_sql(_R.LEASED, target, _FINAL_SETS, _MINE))
         params = [
-            (r.status_code, r.response, r.request_id, r.error_code, r.error_message,
+            (r.state, r.status_code, r.response, r.request_id, r.error_code, r.error_message,
              r.input_tokens, r.output_tokens, r.cached_tokens, r.reasoning_tokens, now,
              r.input_tokens, r.output_tokens, r.batch_id, r.line, r.lease_token)
             for r in finals
         ]  # fmt: skip
         applied = 0
-        for r, got in zip(finals, self._each(conn, sql, params, "1, cost_ticks"), strict=True):
+        got_all = self._each(conn, self._final_sql, params, "1, cost_ticks")
+        for r, got in zip(finals, got_all, strict=True):
             if got is not None:
                 applied += 1
                 _add(sums[r.batch_id], r, got[1])
@@ -257,10 +275,9 @@ class RowRecords:
     ) -> list[FinishedRow]:
         """Up to ``limit`` rows with ``line > after`` in input order; ``finished_only`` skips
         rows still open (the partial results of a running batch)."""
-        where = f" AND state IN ({', '.join(lit(s) for s in sorted(FINISHED_ROWS))})"
         sql = text(
             f"SELECT {_FINISHED_COLUMNS} FROM requests WHERE batch_id = :batch_id "
-            f"AND line > :after{where if finished_only else ''} ORDER BY line LIMIT :limit"
+            f"AND line > :after{_FINISHED if finished_only else ''} ORDER BY line LIMIT :limit"
         )
         with self.read() as conn:
             got = conn.execute(sql, {"batch_id": batch_id, "after": after, "limit": limit})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(slots=True)
@@ -52,6 +51,3 @@ class IngestRow:
     error_message: str | None = None
     ticks: tuple[float, float] | None = None  # (input, output) ticks per token; None: unpriced
     reserve_ticks: int | None = None  # the most it may cost, held against budgets while leased
-
-
-Row = dict[str, Any]

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.engine import Connection
 
+from batchgate.domain.records import UsageGroup, from_row
 from batchgate.domain.states import RowState
 from batchgate.storage.schema import batches, requests
-from batchgate.storage.types import Row
 
 _SENT = (RowState.SUCCEEDED.value, RowState.FAILED.value)
 
@@ -51,7 +51,7 @@ class UsageRecords:
 
     def usage(
         self, tenant: str | None, *, start: float, end: float, by_model: bool = False
-    ) -> list[Row]:
+    ) -> list[UsageGroup]:
         """Per tenant (and per model with ``by_model``), ordered so: the requests finished in
         ``[start, end)``, how many succeeded and failed, their input and output tokens, their
         cost in ticks and how many of them used tokens without a price (``unpriced``).
@@ -73,4 +73,4 @@ class UsageRecords:
         with self.read() as conn:
             groups = conn.execute(q).mappings().all()
         # PostgreSQL sums integers as NUMERIC (Decimal): every total leaves as an int.
-        return [{**g, **{k: int(g[k] or 0) for k in _COUNTS}} for g in groups]
+        return [from_row(UsageGroup, {**g, **{k: int(g[k] or 0) for k in _COUNTS}}) for g in groups]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from batchgate.api.anthropic.render import message_batch, page
 from batchgate.api.common import (
     PAGED_RESULTS,
     json_body,
@@ -15,16 +14,13 @@ from batchgate.api.common import (
     results_page,
     scope_of,
     service_of,
-    stream_blob,
+    view_of,
 )
+from batchgate.dialects.anthropic.wire import message_batch, page
 from batchgate.errors import PayloadTooLarge
 
 MAX_BODY = 256 * 1024 * 1024
 DIALECT = "anthropic"
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url)
 
 
 async def create(request: Request) -> Response:
@@ -33,13 +29,13 @@ async def create(request: Request) -> Response:
         raise PayloadTooLarge(f"The request body is over {MAX_BODY} bytes.")
     body = await json_body(request)
     batch = await service_of(request).create_batch(DIALECT, owner_of(request), body)
-    return JSONResponse(message_batch(batch, _base(request)))
+    return JSONResponse(message_batch(batch, view_of(request)))
 
 
 async def retrieve(request: Request) -> Response:
     bid = request.path_params["batch_id"]
     batch = await service_of(request).get_batch(scope_of(request), bid, dialect=DIALECT)
-    return JSONResponse(message_batch(batch, _base(request)))
+    return JSONResponse(message_batch(batch, view_of(request)))
 
 
 async def list_batches(request: Request) -> Response:
@@ -48,14 +44,14 @@ async def list_batches(request: Request) -> Response:
         before=request.query_params.get("before_id"),
         limit=query_int(request, "limit", 20, 1, 1000), dialect=DIALECT,
     )  # fmt: skip
-    base = _base(request)
-    return JSONResponse(page([message_batch(b, base) for b in batches], more))
+    view = view_of(request)
+    return JSONResponse(page([message_batch(b, view) for b in batches], more))
 
 
 async def cancel(request: Request) -> Response:
     bid = request.path_params["batch_id"]
     batch = await service_of(request).cancel_batch(scope_of(request), bid, dialect=DIALECT)
-    return JSONResponse(message_batch(batch, _base(request)))
+    return JSONResponse(message_batch(batch, view_of(request)))
 
 
 async def delete(request: Request) -> Response:
@@ -68,8 +64,8 @@ async def results(request: Request) -> Response:
     if PAGED_RESULTS & request.query_params.keys():
         return await results_page(request, DIALECT, "application/x-jsonl")
     bid = request.path_params["batch_id"]
-    blob = await service_of(request).results_file(scope_of(request), bid, dialect=DIALECT)
-    return stream_blob(blob, "application/x-jsonl")
+    path = await service_of(request).results_file(scope_of(request), bid, dialect=DIALECT)
+    return FileResponse(path, media_type="application/x-jsonl")
 
 
 def routes() -> list[Route]:

@@ -1,5 +1,5 @@
-"""The inline gateway dialect on ``/v1/batches``: which create a body is, its batch object and
-its JSON results (its create check is ``dialects/gateway.py``).
+"""The inline gateway dialect on ``/v1/batches``: which create a body is, and its JSON results
+(its create check and wire objects are in ``dialects/gateway/``).
 
 Gateway batches share ``/v1/batches`` with the OpenAI dialect (the routes are in
 ``api/openai/routes.py``, which dispatch here by the body on create and by the batch's dialect
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from batchgate.api.common import query_int, service_of
-from batchgate.api.gateway.render import RESULTS_HEAD, gateway_batch, result_item, results_tail
+from batchgate.dialects.gateway.wire import RESULTS_HEAD, result_item, results_tail
 from batchgate.domain.records import Batch
 from batchgate.errors import InvalidRequest
 from batchgate.service import Service
@@ -39,10 +39,6 @@ def create_dialect(body: Any) -> str:
             param=gateway[0], code="conflicting_parameters",
         )  # fmt: skip
     return "gateway" if gateway else "openai"
-
-
-def render_batch(request: Request, batch: Batch) -> dict[str, Any]:
-    return gateway_batch(batch, service_of(request).provider_of(batch.model))
 
 
 async def results(request: Request, batch: Batch) -> Response:

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchgate.api.common import json_body, owner_of, query_int, scope_of, service_of
-from batchgate.api.jobs.render import job_object
-from batchgate.dialects.jobs import check_body
+from batchgate.dialects.jobs.create import check_body
+from batchgate.dialects.jobs.wire import job_object
 from batchgate.domain.budget import BUDGET_FIELD
 from batchgate.domain.jobs import job_id
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from batchgate.api.common import (
@@ -18,10 +18,11 @@ from batchgate.api.common import (
     results_page,
     scope_of,
     service_of,
-    stream_blob,
+    view_of,
 )
 from batchgate.api.gateway import routes as gateway
-from batchgate.api.openai.render import batch_object, file_object, page
+from batchgate.dialects import DIALECTS
+from batchgate.dialects.openai.wire import file_object, page
 from batchgate.domain.records import Batch
 from batchgate.errors import InvalidRequest
 
@@ -84,8 +85,8 @@ async def get_file(request: Request) -> Response:
 
 async def file_content(request: Request) -> Response:
     svc = service_of(request)
-    blob = await svc.file_content(scope_of(request), request.path_params["file_id"])
-    return stream_blob(blob, "application/jsonl")
+    path = await svc.file_content(scope_of(request), request.path_params["file_id"])
+    return FileResponse(path, media_type="application/jsonl")
 
 
 async def delete_file(request: Request) -> Response:
@@ -95,16 +96,13 @@ async def delete_file(request: Request) -> Response:
 
 # /v1/batches serves the batches of two dialects: OpenAI's (a file) and the inline gateway's.
 # A create is told apart by its body; every other call by the batch's dialect, through tables.
-DIALECTS = ("openai", "gateway")
-Render = Callable[[Request, Batch], dict[str, Any]]
-RENDER: dict[str, Render] = {
-    "openai": lambda _request, batch: batch_object(batch),
-    "gateway": gateway.render_batch,
-}
+SERVED = ("openai", "gateway")
 
 
 def _render(request: Request, batch: Batch) -> dict[str, Any]:
-    return RENDER[batch.dialect](request, batch)
+    project = DIALECTS[batch.dialect].project
+    assert project is not None  # both dialects here answer with batch objects
+    return project(batch, view_of(request))
 
 
 async def create_batch(request: Request) -> Response:
@@ -117,26 +115,26 @@ async def create_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     batches, more = await service_of(request).list_batches(
         scope_of(request), after=request.query_params.get("after"),
-        limit=query_int(request, "limit", 20, 1, 100), dialect=DIALECTS,
+        limit=query_int(request, "limit", 20, 1, 100), dialect=SERVED,
     )  # fmt: skip
     return JSONResponse(page([_render(request, b) for b in batches], more))
 
 
 async def get_batch(request: Request) -> Response:
     bid = request.path_params["batch_id"]
-    batch = await service_of(request).get_batch(scope_of(request), bid, dialect=DIALECTS)
+    batch = await service_of(request).get_batch(scope_of(request), bid, dialect=SERVED)
     return JSONResponse(_render(request, batch))
 
 
 async def cancel_batch(request: Request) -> Response:
     bid = request.path_params["batch_id"]
-    batch = await service_of(request).cancel_batch(scope_of(request), bid, dialect=DIALECTS)
+    batch = await service_of(request).cancel_batch(scope_of(request), bid, dialect=SERVED)
     return JSONResponse(_render(request, batch))
 
 
 async def delete_batch(request: Request) -> Response:
     bid = request.path_params["batch_id"]
-    await service_of(request).delete_batch(scope_of(request), bid, dialect=DIALECTS)
+    await service_of(request).delete_batch(scope_of(request), bid, dialect=SERVED)
     return JSONResponse({"id": bid, "object": "batch", "deleted": True})
 
 
@@ -154,7 +152,7 @@ async def batch_results(request: Request) -> Response:
     """Each dialect's own results answer; a client that asks for ``application/jsonl`` (the
     batchgate SDK and CLI) gets the JSONL page of OpenAI output lines for any batch here."""
     bid = request.path_params["batch_id"]
-    batch = await service_of(request).get_batch(scope_of(request), bid, dialect=DIALECTS)
+    batch = await service_of(request).get_batch(scope_of(request), bid, dialect=SERVED)
     if "application/jsonl" in request.headers.get("accept", ""):
         return await results_page(request, batch.dialect, "application/jsonl")
     return await RESULTS[batch.dialect](request, batch)

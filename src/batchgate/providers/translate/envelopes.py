@@ -9,22 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from batchgate.domain.error_types import anthropic_error_type
 from batchgate.providers.translate.common import JSON
-
-ANTHROPIC_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    409: "conflict_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-"""Other 4xx → ``invalid_request_error``; other 5xx → ``api_error``."""
 
 OPENAI_ERROR_TYPES = {
     401: "authentication_error",
@@ -40,9 +26,7 @@ def anthropic_error_from_openai(
     status: int, body: Mapping[str, Any] | None, *, request_id: str | None = None
 ) -> JSON:
     """``{"type": "error", "error": {...}, "request_id": ...}``, as an errored result carries it."""
-    default = "api_error" if status >= 500 else "invalid_request_error"
-    kind = ANTHROPIC_ERROR_TYPES.get(status, default)
-    error = {"type": kind, "message": upstream_message(status, body)}
+    error = {"type": anthropic_error_type(status), "message": upstream_message(status, body)}
     return {"type": "error", "error": error, "request_id": request_id}
 
 

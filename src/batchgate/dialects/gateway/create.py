@@ -1,5 +1,5 @@
-"""The inline gateway dialect: ``model: "provider:model"`` and ``requests[]`` in the create body;
-stored as OpenAI batch lines, so its result lines are OpenAI's."""
+"""The gateway dialect's create check: ``model: "provider:model"`` and ``requests[]`` in the
+body, stored as OpenAI batch lines."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 import orjson
 
 from batchgate import ids
-from batchgate.dialects import openai
-from batchgate.dialects.base import CreateContext, Dialect, Draft
+from batchgate.dialects.base import CreateContext, Draft
+from batchgate.dialects.openai.create import check_metadata, completion_window
 from batchgate.domain import gateway
 from batchgate.domain.budget import BUDGET_FIELD, parse_budget_usd
 from batchgate.domain.records import Batch
 from batchgate.domain.states import BatchStatus
 from batchgate.errors import InvalidRequest
 
-__all__ = ["DIALECT"]
+__all__ = ["create"]
 
 
 def create(ctx: CreateContext, tenant: str, body: Any) -> Draft:
@@ -31,8 +31,8 @@ def create(ctx: CreateContext, tenant: str, body: Any) -> Draft:
             param="model", code="model_not_found",
         )  # fmt: skip
     window_text = body.get("completion_window", "24h")
-    window = openai.completion_window(window_text)
-    metadata = openai.check_metadata(body.get("metadata"))
+    window = completion_window(window_text)
+    metadata = check_metadata(body.get("metadata"))
     budget = parse_budget_usd(body.get(BUDGET_FIELD))
     lines = gateway.request_lines(body.get("requests"), model, ctx.max_lines)
     now = int(time.time())
@@ -43,6 +43,3 @@ def create(ctx: CreateContext, tenant: str, body: Any) -> Draft:
         metadata=orjson.dumps(metadata).decode() if metadata is not None else None,
         budget_ticks=budget,
     ), lines)  # fmt: skip
-
-
-DIALECT = Dialect("gateway", create, openai.render)

@@ -1,12 +1,15 @@
-"""Rows as Anthropic wire objects: MessageBatch with RFC 3339 timestamps and five counts."""
+"""The Anthropic dialect's wire objects: MessageBatch (RFC 3339 timestamps, five counts), a list
+page and the error envelope."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from batchgate.dialects.base import ApiError, View
 from batchgate.domain.budget import budget_object
 from batchgate.domain.cost import cost_object
+from batchgate.domain.error_types import anthropic_error_type
 from batchgate.domain.records import Batch
 from batchgate.domain.states import TERMINAL
 
@@ -25,8 +28,9 @@ def processing_status(status: str) -> str:
     return _PROCESSING.get(status, "in_progress")
 
 
-def message_batch(row: Batch, base_url: str) -> dict[str, Any]:
-    """``base_url`` is how the client reached this server (for an absolute ``results_url``)."""
+def message_batch(row: Batch, view: View) -> dict[str, Any]:
+    """``view.base_url`` is how the client reached this server (an absolute ``results_url``)."""
+    base_url = view.base_url
     status = processing_status(row.status)
     ended = status == "ended"
     done = row.completed + row.failed
@@ -62,3 +66,10 @@ def page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
         "first_id": items[0]["id"] if items else None,
         "last_id": items[-1]["id"] if items else None,
     }
+
+
+def envelope(error: ApiError) -> dict[str, Any]:
+    """``{"type": "error", "error": {"type", "message"}, "request_id"}``, the type by status."""
+    kind = anthropic_error_type(error.status)
+    return {"type": "error", "error": {"type": kind, "message": error.message},
+            "request_id": error.request_id}  # fmt: skip

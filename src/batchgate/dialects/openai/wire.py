@@ -1,4 +1,5 @@
-"""Rows as OpenAI wire objects (every key present, null when unset; Unix-second timestamps)."""
+"""The OpenAI dialect's wire objects: File, Batch, a list page and the error envelope (every
+key present, null when unset; Unix-second timestamps)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from batchgate.dialects.base import ApiError, View
 from batchgate.domain.budget import budget_object
 from batchgate.domain.cost import cost_object
 from batchgate.domain.records import Batch, FileRecord
@@ -34,7 +36,7 @@ def _json(text: str | None) -> Any:
     return orjson.loads(text) if text else None
 
 
-def batch_object(row: Batch) -> dict[str, Any]:
+def batch_object(row: Batch, _view: View | None = None) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "id": row.id,
         "object": "batch",
@@ -78,3 +80,9 @@ def page(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
         "last_id": items[-1]["id"] if items else None,
         "has_more": has_more,
     }
+
+
+def envelope(error: ApiError) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": error.message, "type": error.type, "param": error.param,
+                      "code": error.code}}  # fmt: skip

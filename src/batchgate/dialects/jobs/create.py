@@ -1,5 +1,4 @@
-"""The jobs dialect: plain-prompt jobs, one row each (see ``domain/jobs.py``); its files are
-OpenAI-format."""
+"""The jobs dialect's create check: plain-prompt jobs, one row each (see ``domain/jobs.py``)."""
 
 from __future__ import annotations
 
@@ -8,15 +7,14 @@ import uuid
 from typing import Any
 
 from batchgate import ids
-from batchgate.dialects import openai
-from batchgate.dialects.base import CreateContext, Dialect, Draft
+from batchgate.dialects.base import CreateContext, Draft
 from batchgate.domain import jobs
 from batchgate.domain.budget import BUDGET_FIELD, parse_budget_usd
 from batchgate.domain.records import Batch
 from batchgate.domain.states import BatchStatus
 from batchgate.errors import InvalidRequest
 
-__all__ = ["CLAIM_TTL", "DIALECT"]
+__all__ = ["CLAIM_TTL", "check_body", "create"]
 
 CLAIM_TTL = 60.0  # the API's hold on a jobs batch while it writes its rows
 
@@ -27,7 +25,8 @@ def create(ctx: CreateContext, tenant: str, body: Any) -> Draft:
     every job id handed out addresses a row from the start; the service claims the batch while
     it writes them, and if it dies half-way the claim expires and a worker validates the batch
     again from its blob, as any other."""
-    field = "jsonl" if "jsonl" in body else "jobs"
+    field = "jsonl" if isinstance(body, dict) and "jsonl" in body else "jobs"
+    body = check_body(body, field)
     parse = jobs.parse_jsonl if field == "jsonl" else jobs.check_jobs
     budget = parse_budget_usd(body.get(BUDGET_FIELD))
     checked = parse(body.get(field), ctx.max_lines)
@@ -46,6 +45,3 @@ def check_body(body: Any, field: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest(f"The request body must be a JSON object with '{field}'.")
     return body
-
-
-DIALECT = Dialect("jobs", create, openai.render)

@@ -1,4 +1,5 @@
-"""Job rows as the jobs dialect's wire objects: RFC 3339 stamps, a string error, integer ticks."""
+"""The jobs dialect's wire objects: a job from its row (RFC 3339 stamps, a string error, integer
+ticks) and the error envelope, ``{"error": "<message>"}`` with the location in the message."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 
 import orjson
 
-from batchgate.api.anthropic.render import rfc3339
-from batchgate.api.rows import row_error
+from batchgate.dialects.anthropic.wire import rfc3339
+from batchgate.dialects.base import ApiError
+from batchgate.dialects.rows import row_error
 from batchgate.domain.jobs import STATUS, job_id, label
 from batchgate.domain.records import RequestRecord
 from batchgate.domain.states import OPEN_ROWS, RowState
@@ -45,3 +47,8 @@ def _error(row: RequestRecord) -> str:
     response = bytes(row.response) if row.response is not None else None
     code, message = row_error(response, row.error_code, row.error_message)
     return message or code
+
+
+def envelope(error: ApiError) -> dict[str, Any]:
+    """``{"error": "<message>"}``: the message names the field (``jobs.2.prompt: …``)."""
+    return {"error": error.message}

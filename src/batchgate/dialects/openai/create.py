@@ -1,9 +1,8 @@
-"""The OpenAI Files + Batches dialect: a batch reads an uploaded JSONL file; its create check and
-its result lines (the output and error files)."""
+"""The OpenAI dialect's create check: a batch reads an uploaded JSONL file, validated later by a
+worker, streaming; only the create request itself is checked here."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from typing import Any
@@ -11,13 +10,13 @@ from typing import Any
 import orjson
 
 from batchgate import ids
-from batchgate.dialects.base import CreateContext, Dialect, Draft
+from batchgate.dialects.base import CreateContext, Draft
 from batchgate.domain.budget import BUDGET_FIELD, parse_budget_usd
-from batchgate.domain.records import Batch, FinishedRow
-from batchgate.domain.states import BatchStatus, RowState
+from batchgate.domain.records import Batch
+from batchgate.domain.states import BatchStatus
 from batchgate.errors import InvalidRequest
 
-__all__ = ["DIALECT", "ENDPOINTS", "check_metadata", "completion_window", "line_id", "render"]
+__all__ = ["ENDPOINTS", "check_metadata", "completion_window", "create"]
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 _WINDOW = re.compile(r"^(\d{1,3})h$")
@@ -118,27 +117,3 @@ def _output_expiry(value: Any) -> int | None:
             param="output_expires_after",
         )
     return seconds
-
-
-def line_id(batch_id: str, line: int) -> str:
-    """A stable per-line id, so a re-run finalization writes the same file."""
-    digest = hashlib.blake2b(f"{batch_id}:{line}".encode(), digest_size=12).hexdigest()
-    return f"batch_req_{digest}"
-
-
-def render(batch_id: str, row: FinishedRow) -> tuple[bool, bytes]:
-    """One OpenAI batch output line for a finished row; True when it belongs to the output file."""
-    line, custom_id, state, status_code, response, request_id, error_code, error_message = row
-    head = (
-        b'{"id":"' + line_id(batch_id, line).encode() + b'","custom_id":' + orjson.dumps(custom_id)
-    )
-    if status_code is not None and response is not None and state != RowState.QUEUED:
-        rid = orjson.dumps(request_id or "")
-        body = bytes(response)
-        resp = b'{"status_code":%d,"request_id":%s,"body":%s}' % (status_code, rid, body)
-        return state == RowState.SUCCEEDED, head + b',"response":' + resp + b',"error":null}\n'
-    err = orjson.dumps({"code": error_code or "unknown_error", "message": error_message or ""})
-    return False, head + b',"response":null,"error":' + err + b"}\n"
-
-
-DIALECT = Dialect("openai", create, render)

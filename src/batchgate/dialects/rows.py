@@ -1,4 +1,4 @@
-"""Finished request rows as the inline dialects read them: a row's reply and its error."""
+"""A finished row's error as the inline dialects (gateway, jobs) show it."""
 
 from __future__ import annotations
 

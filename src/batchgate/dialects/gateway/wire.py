@@ -1,4 +1,5 @@
-"""Gateway wire objects: the batch (a superset of the OpenAI Batch) and its results from rows."""
+"""The gateway dialect's wire objects: the batch (a superset of the OpenAI Batch) and its JSON
+results from rows; errors use the OpenAI envelope."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ from typing import Any
 
 import orjson
 
-from batchgate.api.openai.render import batch_object
-from batchgate.api.rows import row_error
+from batchgate.dialects.base import View
+from batchgate.dialects.openai.wire import batch_object
+from batchgate.dialects.rows import row_error
 from batchgate.domain.records import Batch, FinishedRow
 from batchgate.domain.states import RowState
 
 
-def gateway_batch(row: Batch, provider: str | None) -> dict[str, Any]:
+def gateway_batch(row: Batch, view: View) -> dict[str, Any]:
     """Every key of the OpenAI Batch (so the openai SDK reads it), plus ``provider``: the
     upstream the batch's ``model`` routes to."""
-    return {**batch_object(row), "provider": provider}
+    return {**batch_object(row), "provider": view.provider_of(row.model)}
 
 
 def result_item(row: FinishedRow) -> bytes:
