@@ -137,35 +137,6 @@ def test_500_every_time_gives_up_after_max_attempts(
     assert srv.store.count_rows(b.id) == {"failed": n}
 
 
-def test_429_every_time_gives_up_with_the_429(
-    make_server: Callable[..., ServerHandle], sim: SimHandle
-) -> None:
-    srv = make_server()  # FAST_RETRY
-    sim.configure(rate_429=1.0, retry_after_s=0)
-    n = 5
-    b, out, err = _run(srv, n)
-    assert b.status == "completed"
-    assert out == []
-    assert sim.stats()["requests"] == n * FAST_RETRY.max_attempts
-    assert all(e["response"]["status_code"] == 429 for e in err)
-    assert all(e["response"]["body"]["error"]["code"] == "rate_limit_exceeded" for e in err)
-
-
-def test_upstream_timeout(make_server: Callable[..., ServerHandle], sim: SimHandle) -> None:
-    srv = make_server(config=single_upstream(sim.url, timeout=0.3, concurrency=8))
-    sim.configure(rate_slow=1.0, slow_ms=2000)
-    n = 8
-    b, out, err = _run(srv, n, timeout=30)
-    assert b.status == "completed"
-    assert out == [] and b.output_file_id is None
-    assert [e["custom_id"] for e in err] == [f"q{i}" for i in range(n)]
-    for e in err:
-        assert e["response"] is None
-        assert e["error"]["code"] == "request_timeout"
-        assert isinstance(e["error"]["message"], str) and e["error"]["message"]
-    assert sim.stats()["requests"] == n * FAST_RETRY.max_attempts
-
-
 def test_overload_is_absorbed(make_server: Callable[..., ServerHandle], sim: SimHandle) -> None:
     opts = WorkerOptions(
         lease_ttl=5.0, poll_interval=0.05,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from batchgate.config import UpstreamConfig
 from batchgate.engine.lanes import Lane
 from batchgate.providers.anthropic import AnthropicProvider
+from batchgate.providers.base import Attempt
 from batchgate.storage.types import LeasedRow
 
 UP = UpstreamConfig("claude", "http://127.0.0.1:9/v1", kind="anthropic")
@@ -43,7 +44,7 @@ def test_anthropic_provider_sends_its_headers_to_messages() -> None:
 def test_the_lane_waits_out_a_pause() -> None:
     lane = Lane(UP, AnthropicProvider(UP))
     row = LeasedRow("b", 1, "c", "claude", b"{}", 5, 1, "t")
-    lane.settle(row, 200, 5, pause=0.3)
+    lane.observe(Attempt(200, pause=0.3))
     started = time.monotonic()
     asyncio.run(lane.admit(row))
     assert time.monotonic() - started >= 0.25

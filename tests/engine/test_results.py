@@ -27,7 +27,14 @@ def _row(attempts: int = 1) -> LeasedRow:
         (Attempt(400, b'{"error":{"message":"bad"}}'), 1, "failed", "upstream_error", 400),
         (Attempt(404, b"not json at all"), 1, "failed", "upstream_error", 404),
         (Attempt(429, b"{}"), 1, "queued", "retrying", 429),
-        (Attempt(429, b"{}"), 3, "failed", "upstream_error", 429),
+        (Attempt(429, b"{}"), 3, "queued", "retrying", 429),  # rate limits never run out
+        (
+            Attempt(429, b'{"error": {"code": "insufficient_quota"}}'),
+            1,
+            "failed",
+            "upstream_error",
+            429,
+        ),  # out of quota: waiting does not help
         (Attempt(500, b"{}"), 2, "queued", "retrying", 500),
         (Attempt(529, b"{}"), 1, "queued", "retrying", 529),
         (Attempt(None, kind="timeout"), 1, "queued", "retrying", None),
@@ -43,6 +50,16 @@ def test_attempt_to_row_state(
 ) -> None:
     r = to_result(_row(attempts), attempt, POLICY)
     assert (r.state, r.error_code, r.status_code) == (state, code, status)
+    # only a real failure is charged: a retried 429 / 529 gives its attempt back
+    assert r.charged == (state != "queued" or attempt.status not in (429, 529))
+
+
+def test_a_held_outage_is_retried_uncharged_at_once() -> None:
+    for attempt in (Attempt(None, kind="connect"), Attempt(None, kind="timeout"), Attempt(502)):
+        r = to_result(_row(3), attempt, POLICY, held=True)
+        assert (r.state, r.error_code, r.charged) == ("queued", "retrying", False)
+        assert r.next_attempt_at <= time.time()
+        assert to_result(_row(3), attempt, POLICY).state == "failed"  # closed: charged
     assert (r.batch_id, r.line, r.lease_token) == ("batch_1", 4, "tok")
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchgate.engine.limits import AdaptiveLimit, TokenBucket
+from batchgate.engine.limits import AdaptiveLimit, HeaderBudget, RunnerBackoff, TokenBucket
+from batchgate.providers.base import Budget
 
 
 class FakeClock:
@@ -98,7 +99,7 @@ def test_limited_is_not_unlimited() -> None:
     assert not TokenBucket(1, clock=FakeClock()).unlimited
 
 
-# --- AdaptiveLimit -------------------------------------------------------------------------------
+# --- AdaptiveLimit: the sliding-window overload rule ---------------------------------------------
 
 
 def test_starts_at_max() -> None:
@@ -112,68 +113,143 @@ def test_success_at_max_stays() -> None:
     assert limit.limit == 8
 
 
-@pytest.mark.parametrize(
-    ("max_limit", "decrease", "overloads", "expected"),
-    [
-        (100, 0.7, 1, 70),
-        (100, 0.5, 1, 50),
-        (100, 0.5, 2, 25),
-        (100, 0.5, 3, 12),
-        (10, 0.7, 1, 7),
-        (10, 0.7, 20, 1),  # floored at min_limit
-    ],
-)
-def test_multiplicative_decrease(
-    max_limit: int, decrease: float, overloads: int, expected: int
-) -> None:
+def _answers(limit: AdaptiveLimit, clock: FakeClock, n: int, every: int, dt: float) -> None:
+    """``n`` answers ``dt`` apart, every ``every``-th an overload (0: none)."""
+    for i in range(n):
+        limit.on_answer(every > 0 and i % every == every - 1)
+        clock.advance(dt)
+
+
+def test_scattered_429s_never_cut_the_limit() -> None:
+    """5 % random 429s (1 in 20) at 160 answers/s for a minute: the limit stays at max."""
     clock = FakeClock()
-    limit = AdaptiveLimit(max_limit, decrease=decrease, cooldown=1.0, clock=clock)
-    for _ in range(overloads):
-        limit.on_overload()
-        clock.advance(1.0)
-    assert limit.limit == expected
+    limit = AdaptiveLimit(64, clock=clock)
+    _answers(limit, clock, 160 * 60, every=20, dt=1 / 160)
+    assert limit.limit == 64
 
 
-def test_cooldown_counts_a_burst_once() -> None:
+def test_a_single_429_cuts_nothing() -> None:
     clock = FakeClock()
-    limit = AdaptiveLimit(100, decrease=0.5, cooldown=2.0, clock=clock)
+    limit = AdaptiveLimit(64, clock=clock)
     limit.on_overload()
-    for _ in range(32):  # a burst of failures over 0.5 s (binary fractions: exact sums)
-        clock.advance(1 / 64)
-        limit.on_overload()
-    assert limit.limit == 50
-    clock.advance(1.375)  # 1.875 s after the first decrease: still cooling down
-    limit.on_overload()
-    assert limit.limit == 50
-    clock.advance(0.125)
-    limit.on_overload()
-    assert limit.limit == 25
+    assert limit.limit == 64
+    _answers(limit, clock, 5, every=1, dt=0.01)  # a few in a row: below min_samples
+    assert limit.limit == 64
 
 
-def test_additive_increase() -> None:
+def test_sustained_overload_cuts_once_per_cooldown() -> None:
     clock = FakeClock()
-    limit = AdaptiveLimit(20, decrease=0.5, clock=clock)
+    limit = AdaptiveLimit(128, decrease=0.75, cooldown=0.5, min_samples=20, clock=clock)
+    _answers(limit, clock, 40, every=2, dt=0.001)  # half of them 429, within 40 ms
+    assert limit.limit == 96  # one cut: the window was cleared and cooldown holds the next
+    _answers(limit, clock, 40, every=2, dt=0.001)
+    assert limit.limit == 96
+    clock.advance(0.5)
+    _answers(limit, clock, 40, every=2, dt=0.001)
+    assert limit.limit == 72
+
+
+def test_a_cut_needs_min_samples_of_fresh_answers() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(100, min_samples=20, cooldown=0.0, clock=clock)
+    _answers(limit, clock, 19, every=1, dt=0.001)
+    assert limit.limit == 100
     limit.on_overload()
+    assert limit.limit == 75
+    _answers(limit, clock, 19, every=1, dt=0.001)  # the window was cleared by the cut
+    assert limit.limit == 75
+
+
+def test_old_answers_leave_the_window() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(100, window=2.0, min_samples=20, clock=clock)
+    _answers(limit, clock, 15, every=1, dt=0.001)  # 15 overloads, not yet a decision
+    assert limit.share == 1.0
+    clock.advance(3.0)  # they are gone
+    assert limit.share == 0.0
+    _answers(limit, clock, 10, every=1, dt=0.001)
+    assert limit.limit == 100  # 10 fresh ones are below min_samples
+
+
+def test_additive_increase_only_while_the_share_is_low() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(20, decrease=0.5, min_samples=20, clock=clock)
+    _answers(limit, clock, 20, every=1, dt=0.001)
     assert limit.limit == 10
-    # about one full window of successes (one per slot) raises the limit by one
-    for _ in range(9):
+    clock.advance(5.0)
+    for _ in range(11):  # ~+1/limit each: 11 successes at ~10 add just over one
         limit.on_success()
-    assert limit.limit == 10
-    for _ in range(2):
-        limit.on_success()
-    assert limit.limit == 11  # ~+1/limit each: 11 successes at ~10 add just over one
-    for _ in range(200):
+    assert limit.limit == 11
+    # 7 % overloads (between half the threshold and the threshold): once the window holds
+    # them, the limit holds
+    _answers(limit, clock, 300, every=14, dt=0.001)
+    held = limit.limit
+    _answers(limit, clock, 1000, every=14, dt=0.001)
+    assert limit.limit == held
+    clock.advance(5.0)
+    for _ in range(400):
         limit.on_success()
     assert limit.limit == 20  # never above max
 
 
 def test_min_limit_floor() -> None:
     clock = FakeClock()
-    limit = AdaptiveLimit(10, min_limit=4, decrease=0.1, cooldown=0.0, clock=clock)
+    limit = AdaptiveLimit(10, min_limit=4, decrease=0.1, cooldown=0.0, min_samples=1, clock=clock)
     limit.on_overload()
     assert limit.limit == 4
     limit.on_overload()
     assert limit.limit == 4
+
+
+# --- RunnerBackoff -------------------------------------------------------------------------------
+
+
+def test_runner_backoff_after_back_to_back_overloads() -> None:
+    backoff = RunnerBackoff(base=0.1, cap=1.0)
+    assert backoff.after(True) == 0.0  # a scattered 429 costs the runner nothing
+    assert backoff.after(False) == 0.0
+    assert backoff.after(True) == 0.0
+    assert [backoff.after(True) for _ in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert backoff.after(False) == 0.0
+    assert backoff.after(True) == 0.0  # a success reset the streak
+
+
+# --- HeaderBudget: budgets the upstream announces ---------------------------------------------
+
+
+def test_header_budget_learns_the_rate_and_paces_to_it() -> None:
+    clock = FakeClock()
+    budget = HeaderBudget(clock=clock)
+    assert budget.reserve(1) == 0.0  # nothing learned: no waiting
+    # 1200 a minute: 20 left, full again in 59 s -> 1180 / 59 = 20 per second
+    budget.observe(Budget("requests", 1200, 20, 59.0), in_flight=0)
+    assert budget.rate == pytest.approx(20.0)
+    waits = [budget.reserve(1) for _ in range(40)]
+    assert waits[:20] == [0.0] * 20
+    assert waits[20] == pytest.approx(1 / 20)
+    assert waits[-1] == pytest.approx(20 / 20)
+    clock.advance(1.0)
+    assert budget.available == pytest.approx(0.0)
+
+
+def test_header_budget_counts_what_is_in_flight_and_never_rises_on_an_answer() -> None:
+    clock = FakeClock()
+    budget = HeaderBudget(clock=clock)
+    budget.observe(Budget("requests", 100, 50, 25.0), in_flight=10)
+    assert budget.available == pytest.approx(40)
+    budget.observe(Budget("requests", 100, 90, 5.0), in_flight=0)  # an older, rosier answer
+    assert budget.available == pytest.approx(40)
+    budget.observe(Budget("requests", 100, 5, 47.5), in_flight=2)
+    assert budget.available == pytest.approx(3)
+
+
+def test_header_budget_without_limit_or_reset_only_lowers() -> None:
+    clock = FakeClock()
+    budget = HeaderBudget(clock=clock)
+    budget.observe(Budget("tokens", None, 1000, None), in_flight=0)
+    assert budget.rate is None
+    assert budget.reserve(400) == 0.0
+    assert budget.reserve(700) == 0.0  # overspent, but no rate to wait by: 429s will say
 
 
 @pytest.mark.parametrize(
@@ -184,6 +260,8 @@ def test_min_limit_floor() -> None:
         {"max_limit": 5, "min_limit": 0},
         {"max_limit": 5, "decrease": 1.0},
         {"max_limit": 5, "decrease": 0.0},
+        {"max_limit": 5, "threshold": 0.0},
+        {"max_limit": 5, "threshold": 1.0},
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, float]) -> None:

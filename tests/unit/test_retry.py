@@ -31,28 +31,34 @@ CASES: list[tuple[str, Outcome, int, Decision | None]] = [
     ("200 success", http(200), 1, None),
     ("204 success", http(204), 3, None),
     ("299 success", http(299), 1, None),
-    ("429 first", http(429), 1, Retry(1.0, "")),
-    ("429 second", http(429), 2, Retry(2.0, "")),
+    ("429 first", http(429), 1, Retry(1.0, "", charged=False)),
+    ("429 second", http(429), 2, Retry(2.0, "", charged=False)),
     ("500 third", http(500), 3, Retry(4.0, "")),
-    ("503 fourth", http(503), 4, Retry(8.0, "")),
+    ("503 fourth", http(503), 4, Retry(8.0, "", charged=False)),
     ("408", http(408), 1, Retry(1.0, "")),
     ("409", http(409), 1, Retry(1.0, "")),
     ("502", http(502), 1, Retry(1.0, "")),
     ("504", http(504), 1, Retry(1.0, "")),
-    ("529", http(529), 1, Retry(1.0, "")),
+    ("529", http(529), 1, Retry(1.0, "", charged=False)),
     ("other 5xx 501", http(501), 1, Retry(1.0, "")),
     ("other 5xx 599", http(599), 1, Retry(1.0, "")),
-    ("429 exhausted", http(429), 5, GiveUp("upstream_error", "")),
+    ("429 never exhausted", http(429), 5, Retry(16.0, "", charged=False)),
+    ("503 never exhausted", http(503), 9, Retry(60.0, "", charged=False)),
+    ("529 never exhausted", http(529, retry_after=2.0), 50, Retry(2.0, "", charged=False)),
+    ("429 out of quota", Outcome(429, code="insufficient_quota"), 1, GiveUp("upstream_error", "")),
+    ("held connect", Outcome(None, "connect"), 5, Retry(0.0, "", charged=False)),
+    ("held timeout", Outcome(None, "timeout"), 9, Retry(0.0, "", charged=False)),
+    ("held 502", http(502), 5, Retry(0.0, "", charged=False)),
     ("500 past max", http(500), 9, GiveUp("upstream_error", "")),
     ("400 at once", http(400), 1, GiveUp("upstream_error", "")),
     ("401 at once", http(401), 1, GiveUp("upstream_error", "")),
     ("404 at once", http(404), 1, GiveUp("upstream_error", "")),
     ("422 at once", http(422), 1, GiveUp("upstream_error", "")),
     ("302 at once", http(302), 1, GiveUp("upstream_error", "")),
-    ("retry-after used", http(429, retry_after=7.5), 1, Retry(7.5, "")),
-    ("retry-after zero", http(503, retry_after=0.0), 3, Retry(0.0, "")),
-    ("retry-after clamped high", http(429, retry_after=9999.0), 1, Retry(300.0, "")),
-    ("retry-after clamped low", http(429, retry_after=-3.0), 1, Retry(0.0, "")),
+    ("retry-after used", http(429, retry_after=7.5), 1, Retry(7.5, "", charged=False)),
+    ("retry-after zero", http(503, retry_after=0.0), 3, Retry(0.0, "", charged=False)),
+    ("retry-after clamped high", http(429, retry_after=9999.0), 1, Retry(300.0, "", charged=False)),
+    ("retry-after clamped low", http(429, retry_after=-3.0), 1, Retry(0.0, "", charged=False)),
     ("retry-after ignored on 400", http(400, retry_after=1.0), 1, GiveUp("upstream_error", "")),
     ("retry-after ignored on success", http(200, retry_after=1.0), 1, None),
     ("connect", Outcome(None, "connect"), 1, Retry(1.0, "")),
@@ -70,13 +76,15 @@ CASES: list[tuple[str, Outcome, int, Decision | None]] = [
     ("name", "outcome", "attempts", "expected"), CASES, ids=[c[0] for c in CASES]
 )
 def test_decide(name: str, outcome: Outcome, attempts: int, expected: Decision | None) -> None:
-    decision = decide(outcome, attempts, NO_JITTER)
+    decision = decide(outcome, attempts, NO_JITTER, held=name.startswith("held"))
     if expected is None:
         assert decision is None
     elif isinstance(expected, Retry):
         assert isinstance(decision, Retry), decision
         assert decision.delay == pytest.approx(expected.delay)
         assert decision.reason
+        # rate limits, overload and a held outage never use up an attempt; failures do
+        assert decision.charged == expected.charged
     else:
         assert isinstance(decision, GiveUp), decision
         assert decision.code == expected.code
@@ -91,9 +99,19 @@ def test_backoff_is_capped(attempts: int, expected: float) -> None:
     assert decision.delay == expected
 
 
-def test_max_attempts_one_never_retries() -> None:
-    decision = decide(http(503), 1, RetryPolicy(max_attempts=1))
+def test_max_attempts_one_never_retries_a_failure() -> None:
+    decision = decide(http(500), 1, RetryPolicy(max_attempts=1))
     assert isinstance(decision, GiveUp) and decision.code == "upstream_error"
+    decision = decide(http(503), 1, RetryPolicy(max_attempts=1))  # overloaded: not a failure
+    assert isinstance(decision, Retry) and not decision.charged
+
+
+def test_a_held_outage_is_charged_once_the_circuit_is_closed() -> None:
+    for outcome in (Outcome(None, "connect"), Outcome(None, "timeout"), http(504)):
+        decision = decide(outcome, 5, NO_JITTER)
+        assert isinstance(decision, GiveUp)
+        decision = decide(outcome, 1, NO_JITTER)
+        assert isinstance(decision, Retry) and decision.charged
 
 
 def test_messages_carry_the_status_and_text() -> None:
@@ -131,7 +149,7 @@ def test_jitter_does_not_touch_retry_after() -> None:
 def test_instant_policy() -> None:
     policy = RetryPolicy.instant(max_attempts=3)
     assert policy.max_attempts == 3
-    for outcome in (http(500), http(429, retry_after=30.0), Outcome(None, "connect")):
+    for outcome in (http(500), http(502), Outcome(None, "connect")):
         for attempts in (1, 2):
             decision = decide(outcome, attempts, policy)
             assert isinstance(decision, Retry) and decision.delay == 0.0

@@ -20,6 +20,7 @@ __all__ = [
     "FinishedRow",
     "RequestRecord",
     "TenantBudget",
+    "UpstreamHealth",
     "UsageGroup",
     "from_row",
 ]
@@ -85,12 +86,26 @@ class Batch:
     cost_ticks: int = 0
     unpriced: int = 0
     budget_ticks: int | None = None
+    upstreams: str | None = None  # the upstreams its rows go to, comma-separated
     claim_token: str | None = None
     claim_expires_at: float | None = None
+    # Not stored with the batch: the service attaches its upstreams' health when it reads it.
+    health: tuple[UpstreamHealth, ...] = ()
 
     @property
     def ended(self) -> bool:
         return self.status in TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamHealth:
+    """Whether an upstream is reachable, as the workers' circuits see it (see
+    ``engine/circuit.py``): ``available``, or ``unavailable`` since a time, with the error."""
+
+    name: str
+    state: str  # available | unavailable
+    since: float | None = None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,7 @@ class _Ingest:
             else None
         )  # fmt: skip
         self.models: set[str] = set()
+        self.upstreams: set[str] = set()  # where its rows go (its batch object shows their health)
         self.blank_lines: list[int] = []
 
     def add_line(self, line: int, raw: bytes) -> None:
@@ -130,6 +131,7 @@ class _Ingest:
                 "the provider's prices (0 for a free model), or submit without a budget.",
             )  # fmt: skip
         reserve = reservation(p.est_tokens - p.est_output, p.est_output, route.ticks)
+        self.upstreams.add(route.upstream)
         return IngestRow(
             p.line, p.custom_id, RowState.QUEUED.value, route.upstream, route.model, body,
             p.est_tokens, ticks=route.ticks, reserve_ticks=reserve,
@@ -197,7 +199,10 @@ def ingest(
     model = batch.model or (next(iter(job.models)) if len(job.models) == 1 else None)
     # in_progress_at is stamped even for a batch cancelled meanwhile: its input was read (see
     # ``claim_batch``), so it is not claimed for validation again.
-    counts = {"total": job.count, "failed": job.failed_now, "model": model, "in_progress_at": now}
+    counts = {
+        "total": job.count, "failed": job.failed_now, "model": model, "in_progress_at": now,
+        "upstreams": ",".join(sorted(job.upstreams)) or None,
+    }  # fmt: skip
     moved = store.advance_batch(bid, on_validated, now=now, token=token, values=counts)
     return moved == BatchStatus.IN_PROGRESS
 

@@ -1,22 +1,36 @@
-"""A lane per upstream: bounded in-flight sends, RPM/TPM budgets and adaptive concurrency."""
+"""A lane per upstream: bounded in-flight sends, RPM/TPM budgets (configured and announced by
+the upstream), adaptive concurrency and the outage circuit.
+
+The lane is where the engine's limits meet: ``gate`` waits out an open circuit (or hands the
+caller the probe), ``admit`` waits out the rate budgets, ``observe`` feeds each answer back
+into the overload window, the circuit and the announced budgets. The rules themselves live in
+``limits.py`` (overload, budgets) and ``circuit.py`` (outages).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from batchgate.config import UpstreamConfig
-from batchgate.engine.limits import AdaptiveLimit, TokenBucket
-from batchgate.engine.retry import OVERLOAD_STATUSES
-from batchgate.providers.base import Provider
+from batchgate.engine.circuit import Change, Circuit
+from batchgate.engine.limits import AdaptiveLimit, HeaderBudget, TokenBucket
+from batchgate.engine.retry import OVERLOAD_STATUSES, UNAVAILABLE_STATUSES
+from batchgate.providers.base import Attempt, Provider
 from batchgate.storage.types import LeasedRow
+
+# Which announced budgets pace by request and which by the row's token estimate (an answer's
+# output tokens are not known before it is sent: Anthropic's output budget only pauses).
+_PER_REQUEST = ("requests",)
+_PER_TOKEN = ("tokens", "input-tokens")
 
 
 class Lane:
     """Rows leased for one upstream wait in ``queue``; ``runners`` coroutines send them.
 
-    Runner ``k`` only takes a row while ``k < adaptive.limit``, so lowering the limit after a
-    429 parks the surplus runners without any lock on the hot path.
+    Runner ``k`` only takes a row while ``k < adaptive.limit``, so lowering the limit under
+    sustained overload parks the surplus runners without any lock on the hot path.
     """
 
     def __init__(self, upstream: UpstreamConfig, provider: Provider) -> None:
@@ -28,43 +42,80 @@ class Lane:
         self.adaptive = AdaptiveLimit(self.runners)
         self.rpm = TokenBucket(upstream.rpm)
         self.tpm = TokenBucket(upstream.tpm)
+        self.announced: dict[str, HeaderBudget] = {}
+        self.circuit = Circuit()
+        self._closed = asyncio.Event()
+        self._closed.set()
         self.in_flight = 0
-        self.paused_until = 0.0  # the upstream's own rate headers said to wait
+        self.paused_until = 0.0  # the upstream's own rate headers said a budget is spent
         self.sent = 0
         self.retrying = 0
 
     @property
     def wanted(self) -> int:
-        """How many more rows to lease: keep about two rounds of work buffered."""
+        """How many more rows to lease: keep about two rounds of work buffered (none while
+        the circuit is open: the rows already here wait for it)."""
+        if self.circuit.is_open:
+            return 0
         return max(0, 2 * self.runners - self.queue.qsize() - self.in_flight)
 
     def may_run(self, k: int) -> bool:
         return k < self.adaptive.limit
 
+    async def gate(self) -> bool:
+        """Return once the lane may send: at once while the circuit is closed; while it is
+        open, when the circuit closes (False) or when this caller is to send the probe (True)."""
+        circuit = self.circuit
+        while circuit.is_open:
+            if circuit.try_probe():
+                return True
+            wait = circuit.next_probe_in() if not circuit.probing else circuit.max_gap
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(wait, 0.01)):
+                    await self._closed.wait()
+        return False
+
     async def admit(self, row: LeasedRow) -> None:
-        """Wait until the RPM and TPM budgets (and any upstream-announced pause) allow it."""
+        """Wait until the RPM and TPM budgets (configured, and as the upstream announces them)
+        and any upstream-announced pause allow it."""
         wait = self.paused_until - time.monotonic()
         if not self.rpm.unlimited:
             wait = max(wait, self.rpm.reserve(1))
         if not self.tpm.unlimited:
             wait = max(wait, self.tpm.reserve(row.est_tokens))
+        for name, budget in self.announced.items():
+            wait = max(wait, budget.reserve(1 if name in _PER_REQUEST else row.est_tokens))
         if wait > 0:
             await asyncio.sleep(wait)
 
-    def settle(
-        self, row: LeasedRow, status: int | None, used_tokens: int, pause: float | None = None
-    ) -> None:
-        """Feed one answer back into the limits: overload backs off, success recovers, a spent
-        upstream budget holds the lane until it resets."""
-        if pause:
-            self.paused_until = max(self.paused_until, time.monotonic() + pause)
-        if status in OVERLOAD_STATUSES:
-            self.adaptive.on_overload()
-        elif status is not None and status < 500:
-            self.adaptive.on_success()
-        if not self.tpm.unlimited and used_tokens:
-            diff = row.est_tokens - used_tokens
-            if diff > 0:
-                self.tpm.refund(diff)
-            elif diff < 0:
-                self.tpm.reserve(-diff)
+    def observe(self, attempt: Attempt, *, probe: bool = False) -> Change | None:
+        """Feed one answer back into the limits; the circuit's change, if it made one."""
+        status = attempt.status
+        if attempt.pause:
+            self.paused_until = max(self.paused_until, time.monotonic() + attempt.pause)
+        for budget in attempt.budgets:
+            if budget.name in _PER_REQUEST or budget.name in _PER_TOKEN:
+                announced = self.announced.get(budget.name)
+                if announced is None:
+                    announced = self.announced[budget.name] = HeaderBudget()
+                announced.observe(budget, self.in_flight)
+        if status is not None:
+            self.adaptive.on_answer(status in OVERLOAD_STATUSES)
+        outage = status is None or status in UNAVAILABLE_STATUSES
+        change = self.circuit.record(outage, attempt.message or f"HTTP {status}", probe=probe)
+        if change is not None:
+            if change.opened:
+                self._closed.clear()
+            else:
+                self._closed.set()
+        return change
+
+    def settle_tokens(self, row: LeasedRow, used_tokens: int) -> None:
+        """Correct the TPM budget by what the answer really used."""
+        if self.tpm.unlimited or not used_tokens:
+            return
+        diff = row.est_tokens - used_tokens
+        if diff > 0:
+            self.tpm.refund(diff)
+        elif diff < 0:
+            self.tpm.reserve(-diff)

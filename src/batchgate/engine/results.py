@@ -96,11 +96,29 @@ def converters(endpoint: str, upstream_kind: str) -> Converters:
     return SAME
 
 
+def _error_code(attempt: Attempt) -> str | None:
+    """The upstream's own error code in a 429 answer (``insufficient_quota`` is final)."""
+    if attempt.status != 429 or b"insufficient_quota" not in attempt.body:
+        return None
+    try:
+        error = orjson.loads(attempt.body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    code = error.get("code") or error.get("type") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
 def to_result(
-    row: LeasedRow, attempt: Attempt, policy: RetryPolicy, convert: Converters = SAME
+    row: LeasedRow,
+    attempt: Attempt,
+    policy: RetryPolicy,
+    convert: Converters = SAME,
+    *,
+    held: bool = False,
 ) -> RowResult:
     """Decide what ``attempt`` means for ``row`` (the pure core of the worker's record step);
-    answers are stored in the batch's dialect, translated by ``convert`` where needed."""
+    answers are stored in the batch's dialect, translated by ``convert`` where needed.
+    ``held``: the lane's circuit is open (an outage's failure is retried uncharged)."""
     doc: Any = None
     kind = attempt.kind
     if attempt.status is not None and 200 <= attempt.status < 300:
@@ -111,8 +129,8 @@ def to_result(
         if not isinstance(doc, dict):
             kind = "malformed"
     retry_after = parse_retry_after(attempt.retry_after) if attempt.retry_after else None
-    outcome = Outcome(attempt.status, kind, retry_after, attempt.message)
-    decision = decide(outcome, row.attempts, policy, _rng)
+    outcome = Outcome(attempt.status, kind, retry_after, attempt.message, _error_code(attempt))
+    decision = decide(outcome, row.attempts, policy, _rng, held=held)
     base = RowResult(row.batch_id, row.line, row.lease_token, RowState.FAILED.value)
     if decision is None and convert.reply is not None:
         try:
@@ -134,6 +152,7 @@ def to_result(
         base.next_attempt_at = time.time() + decision.delay
         base.status_code, base.error_code = attempt.status, "retrying"
         base.error_message = decision.reason
+        base.charged = decision.charged
         return base
     return _give_up(base, attempt, kind, decision, convert)
 

@@ -1,6 +1,15 @@
 """A retry is a decision value: ``decide(outcome, attempts, policy)`` → Retry, GiveUp or None.
 
 Pure and clock-free; ``Retry-After`` first, then capped exponential backoff with jitter.
+
+What a row's ``max_attempts`` counts: only real failures (500, 502, 504, 408, 409, a refused
+or dropped connection, a timeout, a malformed reply). An upstream that says it is rate limited
+or overloaded (429, 503, 529) has not failed the request: the row is retried after its
+``Retry-After`` (uncharged: ``Retry.charged`` is False) for as long as its batch's completion
+window allows, when the expiry sweep ends it. The one 429 that is final is OpenAI's
+``insufficient_quota`` (the account is out of credit: waiting does not help). Nor is a failure
+charged that meets a lane whose circuit is open (``held``: the upstream is down, see
+``engine/circuit.py``).
 """
 
 from __future__ import annotations
@@ -15,17 +24,22 @@ from dataclasses import dataclass
 __all__ = [
     "OVERLOAD_STATUSES",
     "RETRYABLE_STATUSES",
+    "UNAVAILABLE_STATUSES",
     "Decision",
     "GiveUp",
     "Outcome",
     "Retry",
     "RetryPolicy",
     "decide",
+    "is_overload",
+    "is_unavailable",
     "parse_retry_after",
 ]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-OVERLOAD_STATUSES = frozenset({429, 503, 529})  # the lane backs off on these
+OVERLOAD_STATUSES = frozenset({429, 503, 529})  # the lane backs off on these; never charged
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})  # with no answer at all: an outage's signs
+QUOTA_CODES = frozenset({"insufficient_quota"})  # a 429 that waiting does not cure
 
 # The GiveUp code once retries of a failure kind are exhausted.
 _EXHAUSTED_CODES = {
@@ -72,12 +86,14 @@ class Outcome:
     kind: str = "http"  # "http" | "connect" | "timeout" | "malformed" (2xx body not JSON)
     retry_after: float | None = None  # seconds, parsed from headers
     message: str = ""
+    code: str | None = None  # the upstream's own error code, where its answer had one
 
 
 @dataclass(frozen=True, slots=True)
 class Retry:
     delay: float
     reason: str
+    charged: bool = True  # False: this send does not count against max_attempts
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +117,23 @@ def _is_success(outcome: Outcome) -> bool:
     return outcome.kind == "http" and outcome.status is not None and 200 <= outcome.status < 300
 
 
+def is_overload(outcome: Outcome) -> bool:
+    """The upstream said it is rate limited or overloaded (not a failure of the request)."""
+    return (
+        outcome.kind == "http"
+        and outcome.status in OVERLOAD_STATUSES
+        and outcome.code not in QUOTA_CODES
+    )
+
+
+def is_unavailable(outcome: Outcome) -> bool:
+    """No answer at all, or a gateway's word that the upstream behind it is not there: what a
+    run of makes a lane's circuit open."""
+    if outcome.kind in ("connect", "timeout"):
+        return True
+    return outcome.kind == "http" and outcome.status in UNAVAILABLE_STATUSES
+
+
 def _is_retryable(outcome: Outcome) -> bool:
     if outcome.kind != "http" or outcome.status is None:
         return True  # no usable answer: connect, timeout, malformed
@@ -122,15 +155,28 @@ def _delay(
 
 
 def decide(
-    outcome: Outcome, attempts: int, policy: RetryPolicy, rng: random.Random | None = None
+    outcome: Outcome,
+    attempts: int,
+    policy: RetryPolicy,
+    rng: random.Random | None = None,
+    *,
+    held: bool = False,
 ) -> Decision | None:
     """None on success; otherwise retry after a delay, or give up with a result code.
 
-    ``attempts`` counts the sends made so far, this one included.
+    ``attempts`` counts the sends made so far, this one included (an uncharged one too: the
+    caller takes it back when it records the retry). ``held``: the lane's circuit is open, so
+    an outage's failure is retried uncharged, at once (the circuit paces the lane).
     """
     if _is_success(outcome):
         return None
     reason = _describe(outcome)
+    if outcome.kind == "http" and outcome.code in QUOTA_CODES:
+        return GiveUp("upstream_error", f"Upstream answered {reason} (out of quota).")
+    if held and is_unavailable(outcome):
+        return Retry(0.0, reason, charged=False)
+    if is_overload(outcome):
+        return Retry(_delay(outcome, attempts, policy, rng), reason, charged=False)
     if not _is_retryable(outcome):
         return GiveUp("upstream_error", f"Upstream answered {reason} (not retryable).")
     if attempts >= policy.max_attempts:

@@ -21,11 +21,13 @@ from typing import Any
 from batchgate.config import Config, UpstreamConfig
 from batchgate.domain.records import Batch
 from batchgate.domain.states import BatchStatus, RowState
+from batchgate.engine.circuit import Change
 from batchgate.engine.finalize import finalize
 from batchgate.engine.ingest import ingest
 from batchgate.engine.lanes import Lane
+from batchgate.engine.limits import RunnerBackoff
 from batchgate.engine.results import converters, to_result
-from batchgate.engine.retry import RetryPolicy
+from batchgate.engine.retry import OVERLOAD_STATUSES, RetryPolicy
 from batchgate.providers import provider_for
 from batchgate.providers.base import Provider
 from batchgate.routing import Router
@@ -34,6 +36,9 @@ from batchgate.storage.blobs import BlobStore
 from batchgate.storage.types import LeasedRow, RowResult
 
 log = logging.getLogger("batchgate.worker")
+# How often an open circuit is written to the store again (readers drop a record that is
+# older than ``storage.health.STALE``: its worker is gone).
+HEALTH_REFRESH = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,8 @@ class Worker:
         self._batches: list[tuple[str, str]] = []
         self._batches_at = 0.0
         self._recording = True
+        self._health_at = 0.0
+        self._health_open: set[str] = set()  # lanes whose open circuit is in the store
 
     # -- public ------------------------------------------------------------------------------
 
@@ -105,6 +112,8 @@ class Worker:
         await asyncio.gather(tasks[1], return_exceptions=True)
         try:
             await self._safely(self.store.release_leases, self.owner)
+            for name in sorted(self._health_open):
+                await self._safely(self.store.clear_upstream_health, name, self.owner)
         finally:
             for lane in self.lanes.values():
                 await lane.provider.close()
@@ -135,21 +144,28 @@ class Worker:
                 await asyncio.sleep(0.005)
 
     async def _runner(self, lane: Lane, k: int) -> None:
+        backoff = RunnerBackoff()
         while True:
             if not lane.may_run(k):
                 await asyncio.sleep(0.05)
                 continue
             row = await lane.queue.get()
+            probe = await lane.gate()
             await lane.admit(row)
             lane.in_flight += 1
             try:
                 attempt = await lane.provider.send(row.endpoint, row.body)
             finally:
                 lane.in_flight -= 1
+            change = lane.observe(attempt, probe=probe)
+            if change is not None:
+                self._circuit_changed(lane, change)
             convert = converters(row.endpoint, lane.provider.kind)
-            result = to_result(row, attempt, self.opts.retry, convert)
-            used = result.input_tokens + result.output_tokens
-            lane.settle(row, attempt.status, used, attempt.pause)
+            held = lane.circuit.is_open
+            result = to_result(row, attempt, self.opts.retry, convert, held=held)
+            if held and not result.charged:
+                lane.circuit.held += 1
+            lane.settle_tokens(row, result.input_tokens + result.output_tokens)
             self._pending.append(result)
             if self.opts.hold_until_recorded:
                 # Flush now rather than after flush_interval: this runner waits for it. The
@@ -158,6 +174,40 @@ class Worker:
                 await asyncio.shield(self._next_flush())
             elif len(self._pending) >= self.opts.flush_max:
                 self._has_results.set()
+            pause = backoff.after(attempt.status in OVERLOAD_STATUSES)
+            if pause:
+                await asyncio.sleep(pause)
+
+    def _circuit_changed(self, lane: Lane, change: Change) -> None:
+        """Say it once in the log, and in the store (so batch objects show it)."""
+        if change.opened:
+            log.warning(
+                "upstream_unavailable upstream=%s url=%s failures=%d last_error=%r: holding its "
+                "rows and probing it", lane.name, lane.upstream.url, change.failures,
+                change.last_error,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "upstream_available upstream=%s after=%.1fs failed_probes=%d rows_held=%d",
+                lane.name, change.seconds, change.probes, change.held,
+            )  # fmt: skip
+        self._health_at = 0.0  # written by housekeeping at its next turn
+        self.wake()
+
+    async def _write_health(self) -> None:
+        """Every lane's circuit into the store: an open one refreshed, a closed one cleared."""
+        now = time.time()
+        for lane in self.lanes.values():
+            circuit = lane.circuit
+            if circuit.is_open:
+                await self._safely(
+                    self.store.set_upstream_health, lane.name, self.owner, circuit.since,
+                    circuit.last_error, now,
+                )  # fmt: skip
+                self._health_open.add(lane.name)
+            elif lane.name in self._health_open:
+                await self._safely(self.store.clear_upstream_health, lane.name, self.owner)
+                self._health_open.discard(lane.name)
 
     def _next_flush(self) -> asyncio.Future[None]:
         """Resolved once the flush that takes the results pending now has committed them."""
@@ -213,6 +263,9 @@ class Worker:
                 until = time.time() + self.opts.lease_ttl
                 await self._safely(self.store.heartbeat, self.owner, until)
                 last_beat = now
+            if now - self._health_at > HEALTH_REFRESH:
+                await self._write_health()
+                self._health_at = now
             if now - last_reclaim > min(5.0, self.opts.lease_ttl / 2):
                 n = await self._safely(self.store.reclaim_expired_leases, time.time())
                 if n:

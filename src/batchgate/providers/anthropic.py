@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
 
 from batchgate.config import UpstreamConfig
+from batchgate.providers.base import Budget
 from batchgate.providers.http import HttpProvider
+from batchgate.providers.ratelimits import ANTHROPIC_BUDGETS, anthropic_budgets, parse_reset_time
 
 ANTHROPIC_VERSION = "2023-06-01"
-_BUDGETS = ("requests", "tokens", "input-tokens", "output-tokens")
 
 
 class AnthropicProvider(HttpProvider):
@@ -29,18 +29,21 @@ class AnthropicProvider(HttpProvider):
         a budget at 0 holds the lane until its reset."""
         now = time.time()
         waits = []
-        for budget in _BUDGETS:
-            remaining = headers.get(f"anthropic-ratelimit-{budget}-remaining")
-            reset = headers.get(f"anthropic-ratelimit-{budget}-reset")
-            if remaining != "0" or not reset:
+        for budget in ANTHROPIC_BUDGETS:
+            if headers.get(f"anthropic-ratelimit-{budget}-remaining") != "0":
                 continue
-            try:
-                at = datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                continue
-            waits.append(at - now)
+            wait = parse_reset_time(headers.get(f"anthropic-ratelimit-{budget}-reset"), now)
+            if wait is not None:
+                waits.append(wait)
         wait = max(waits, default=0.0)
         return min(wait, 60.0) if wait > 0 else None
+
+    def budgets(self, headers: Mapping[str, str]) -> tuple[Budget, ...]:
+        if "anthropic-ratelimit-requests-remaining" not in headers and (
+            "anthropic-ratelimit-tokens-remaining" not in headers
+        ):
+            return ()
+        return anthropic_budgets(headers)
 
     def url(self, endpoint: str) -> str:
         # Every row bound for Anthropic was made a Messages body at ingest.

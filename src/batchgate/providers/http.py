@@ -26,7 +26,7 @@ import aiohttp
 
 from batchgate import __version__
 from batchgate.config import CONNECT_TIMEOUT, UpstreamConfig
-from batchgate.providers.base import Attempt
+from batchgate.providers.base import Attempt, Budget
 from batchgate.providers.fasthttp import FastHttpClient
 
 USER_AGENT = f"batchgate/{__version__}"
@@ -155,6 +155,10 @@ class HttpProvider:
     def url(self, endpoint: str) -> str:
         raise NotImplementedError
 
+    def budgets(self, headers: Mapping[str, str]) -> tuple[Budget, ...]:
+        """The rate budgets the answer's headers announce (lower-cased names)."""
+        return ()
+
     def pause_hint(self, headers: Mapping[str, str]) -> float | None:
         """Seconds to hold the lane because the upstream's rate headers say a budget is
         spent; None when they say nothing. ``headers`` has lower-cased names."""
@@ -179,6 +183,7 @@ class HttpProvider:
             request_id=headers.get(self.request_id_header),
             retry_after=_retry_headers(headers) if status >= 400 else None,
             pause=self.pause_hint(headers),
+            budgets=self.budgets(headers),
         )
 
     async def close(self) -> None:

@@ -6,6 +6,7 @@ for the caller's mistakes, which each dialect renders in its own envelope.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,13 @@ from batchgate.config import Config
 from batchgate.dialects import DIALECTS
 from batchgate.dialects.jobs.create import CLAIM_TTL
 from batchgate.domain import jobs as jobs_domain
-from batchgate.domain.records import Batch, FileRecord, FinishedRow, RequestRecord
+from batchgate.domain.records import (
+    Batch,
+    FileRecord,
+    FinishedRow,
+    RequestRecord,
+    UpstreamHealth,
+)
 from batchgate.domain.states import on_cancel
 from batchgate.engine.ingest import ingest, requests_blob
 from batchgate.errors import (
@@ -232,7 +239,20 @@ class Operations:
         wanted = (dialect,) if isinstance(dialect, str) else dialect
         if batch is None or batch.dialect not in wanted:
             raise BatchNotFound(f"No batch found with id '{batch_id}'.", param="batch_id")
-        return batch
+        return self._with_health([batch])[0]
+
+    def _with_health(self, found: list[Batch]) -> list[Batch]:
+        """The batches with their upstreams' health attached (one read of a tiny table)."""
+        if not any(b.upstreams for b in found):
+            return found
+        down = self.store.unavailable_upstreams(time.time())
+        return [
+            dataclasses.replace(b, health=tuple(
+                down.get(name) or UpstreamHealth(name, "available")
+                for name in b.upstreams.split(",")
+            )) if b.upstreams else b
+            for b in found
+        ]  # fmt: skip
 
     def list_batches(
         self, tenant: str | None, *, after: str | None, limit: int, dialect: Dialects,
@@ -240,9 +260,10 @@ class Operations:
     ) -> tuple[list[Batch], bool]:  # fmt: skip
         if after and before:
             raise InvalidRequest("Give after_id or before_id, not both.", param="before_id")
-        return self.store.list_batches(
+        found, more = self.store.list_batches(
             tenant, after=after, before=before, limit=limit, dialect=dialect
         )
+        return self._with_health(found), more
 
     def cancel_batch(
         self, tenant: str | None, batch_id: str, *, dialect: Dialects = "openai"

@@ -19,6 +19,7 @@ from batchgate.domain.records import (
     FinishedRow,
     RequestRecord,
     TenantBudget,
+    UpstreamHealth,
     UsageGroup,
 )
 from batchgate.domain.states import BatchStatus, Rule
@@ -91,6 +92,13 @@ class Store(Protocol):
     def list_requests(
         self, tenant: str | None, *, dialect: str, before: tuple[str, int] | None, limit: int
     ) -> tuple[list[RequestRecord], bool]: ...
+
+    # -- upstream health (open circuits) ------------------------------------------------------
+    def set_upstream_health(
+        self, upstream: str, owner: str, since: float, last_error: str, now: float
+    ) -> None: ...
+    def clear_upstream_health(self, upstream: str, owner: str) -> None: ...
+    def unavailable_upstreams(self, now: float) -> dict[str, UpstreamHealth]: ...
 
     # -- keys, budgets, usage -----------------------------------------------------------------
     def key_by_hash(self, key_hash: str) -> ApiKey | None: ...

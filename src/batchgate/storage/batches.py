@@ -45,7 +45,9 @@ class BatchRecords:
 
     def insert_batch(self, batch: Batch) -> None:
         with self.write() as conn:
-            conn.execute(insert(batches).values(**dataclasses.asdict(batch)))
+            row = dataclasses.asdict(batch)
+            del row["health"]  # read from the workers' circuits, not stored with the batch
+            conn.execute(insert(batches).values(**row))
 
     def get_batch(self, batch_id: str, tenant: str | None = None) -> Batch | None:
         with self.read() as conn:

@@ -72,8 +72,11 @@ _FINAL_SETS = (
     "cost_ticks = CAST(ROUND(? * price_in + ? * price_out) AS BIGINT)"
 )
 _MINE = "batch_id = ? AND line = ? AND lease_token = ?"
+# ``attempts - ?``: 1 gives back an uncharged send (rate limited, overloaded, or met an open
+# circuit), 0 keeps it counted (see engine/retry.py for which sends count).
 _RETRY_SETS = (
-    f"next_attempt_at = ?, status_code = ?, error_code = ?, error_message = ?, {FREE_LEASE}"
+    "next_attempt_at = ?, status_code = ?, error_code = ?, error_message = ?, "
+    f"attempts = attempts - ?, {FREE_LEASE}"
 )
 
 
@@ -175,7 +178,7 @@ class RowRecords:
     def _record_retries(self, conn: Connection, retries: Sequence[RowResult]) -> int:
         params = [
             (r.next_attempt_at, r.status_code, r.error_code, r.error_message,
-             r.batch_id, r.line, r.lease_token)
+             0 if r.charged else 1, r.batch_id, r.line, r.lease_token)
             for r in retries
         ]  # fmt: skip
         return sum(x is not None for x in self._each(conn, self._retry_sql, params))

@@ -82,6 +82,9 @@ batches = Table(
     Column("unpriced", Integer, nullable=False, server_default="0"),
     # The batch's own budget in ticks (NULL: none); see ``storage/budgets.py``.
     Column("budget_ticks", BigInteger, nullable=True),
+    # The upstreams its rows were routed to, comma-separated (set at validation): which
+    # upstreams' health its batch object shows.
+    Column("upstreams", Text, nullable=True),
     # A claim lets one worker at a time validate or finalize a batch; it expires with the worker.
     Column("claim_token", String(64), nullable=True),
     Column("claim_expires_at", Float, nullable=True),
@@ -188,4 +191,15 @@ tenant_spend = Table(
     Column("tenant", String(64), primary_key=True),
     Column("day", Integer, primary_key=True, autoincrement=False),
     Column("cost_ticks", BigInteger, nullable=False),
+)
+
+# Each worker's open circuits (``storage/health.py``): which upstreams are down, and since when.
+upstream_health = Table(
+    "upstream_health",
+    metadata,
+    Column("upstream", String(64), primary_key=True),
+    Column("owner", String(64), primary_key=True),
+    Column("since", Float, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )

@@ -36,6 +36,7 @@ class RowResult:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     next_attempt_at: float = 0.0
+    charged: bool = True  # a retry only: False gives the send back (it used up no attempt)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from batchgate.dialects.base import ApiError, View
 from batchgate.domain.budget import budget_object
 from batchgate.domain.cost import cost_object
 from batchgate.domain.error_types import anthropic_error_type
+from batchgate.domain.health import upstreams_object
 from batchgate.domain.records import Batch
 from batchgate.domain.states import TERMINAL
 
@@ -56,6 +57,7 @@ def message_batch(row: Batch, view: View) -> dict[str, Any]:
         ),
         "cost": cost_object(row),  # extension field (batchgate.domain.cost)
         "budget": budget_object(row),  # extension field (batchgate.domain.budget)
+        "upstreams": upstreams_object(row),  # extension field (batchgate.domain.health)
     }
 
 

@@ -10,6 +10,7 @@ import orjson
 from batchgate.dialects.base import ApiError, View
 from batchgate.domain.budget import budget_object
 from batchgate.domain.cost import cost_object
+from batchgate.domain.health import upstreams_object
 from batchgate.domain.records import Batch, FileRecord
 
 _STAMPS = (
@@ -69,6 +70,7 @@ def batch_object(row: Batch, _view: View | None = None) -> dict[str, Any]:
     obj["metadata"] = _json(row.metadata)
     obj["cost"] = cost_object(row)  # extension field (batchgate.domain.cost)
     obj["budget"] = budget_object(row)  # extension field (batchgate.domain.budget)
+    obj["upstreams"] = upstreams_object(row)  # extension field (batchgate.domain.health)
     return obj
 
 
