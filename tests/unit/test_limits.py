@@ -140,47 +140,49 @@ def test_a_single_429_cuts_nothing() -> None:
 def test_sustained_overload_cuts_once_per_cooldown() -> None:
     clock = FakeClock()
     limit = AdaptiveLimit(128, decrease=0.75, cooldown=0.5, min_samples=20, clock=clock)
-    _answers(limit, clock, 40, every=2, dt=0.001)  # half of them 429, within 40 ms
+    _answers(limit, clock, 255, every=2, dt=0.001)  # half of them 429, but < 2 per slot
+    assert limit.limit == 128
+    limit.on_answer(False)  # the 256th answer: enough of them (2 x 128)
     assert limit.limit == 96  # one cut: the window was cleared and cooldown holds the next
-    _answers(limit, clock, 40, every=2, dt=0.001)
+    _answers(limit, clock, 300, every=2, dt=0.001)
     assert limit.limit == 96
     clock.advance(0.5)
-    _answers(limit, clock, 40, every=2, dt=0.001)
+    _answers(limit, clock, 192, every=2, dt=0.001)
     assert limit.limit == 72
 
 
 def test_a_cut_needs_min_samples_of_fresh_answers() -> None:
     clock = FakeClock()
-    limit = AdaptiveLimit(100, min_samples=20, cooldown=0.0, clock=clock)
+    limit = AdaptiveLimit(8, min_samples=20, cooldown=0.0, clock=clock)
     _answers(limit, clock, 19, every=1, dt=0.001)
-    assert limit.limit == 100
+    assert limit.limit == 8
     limit.on_overload()
-    assert limit.limit == 75
+    assert limit.limit == 6
     _answers(limit, clock, 19, every=1, dt=0.001)  # the window was cleared by the cut
-    assert limit.limit == 75
+    assert limit.limit == 6
 
 
 def test_old_answers_leave_the_window() -> None:
     clock = FakeClock()
-    limit = AdaptiveLimit(100, window=2.0, min_samples=20, clock=clock)
+    limit = AdaptiveLimit(10, window=2.0, min_samples=20, clock=clock)
     _answers(limit, clock, 15, every=1, dt=0.001)  # 15 overloads, not yet a decision
     assert limit.share == 1.0
     clock.advance(3.0)  # they are gone
     assert limit.share == 0.0
     _answers(limit, clock, 10, every=1, dt=0.001)
-    assert limit.limit == 100  # 10 fresh ones are below min_samples
+    assert limit.limit == 10  # 10 fresh ones are below min_samples
 
 
 def test_additive_increase_only_while_the_share_is_low() -> None:
     clock = FakeClock()
     limit = AdaptiveLimit(20, decrease=0.5, min_samples=20, clock=clock)
-    _answers(limit, clock, 20, every=1, dt=0.001)
+    _answers(limit, clock, 40, every=1, dt=0.001)
     assert limit.limit == 10
     clock.advance(5.0)
     for _ in range(11):  # ~+1/limit each: 11 successes at ~10 add just over one
         limit.on_success()
     assert limit.limit == 11
-    # 7 % overloads (between half the threshold and the threshold): once the window holds
+    # 7 % overloads (between grow_below and the threshold): once the window holds
     # them, the limit holds
     _answers(limit, clock, 300, every=14, dt=0.001)
     held = limit.limit
@@ -195,9 +197,9 @@ def test_additive_increase_only_while_the_share_is_low() -> None:
 def test_min_limit_floor() -> None:
     clock = FakeClock()
     limit = AdaptiveLimit(10, min_limit=4, decrease=0.1, cooldown=0.0, min_samples=1, clock=clock)
-    limit.on_overload()
+    _answers(limit, clock, 20, every=1, dt=0.001)
     assert limit.limit == 4
-    limit.on_overload()
+    _answers(limit, clock, 20, every=1, dt=0.001)
     assert limit.limit == 4
 
 

@@ -8,13 +8,16 @@ all day long; that is not congestion, and cutting concurrency on each one settle
 its floor. So single answers decide nothing: every answer of the lane is counted in a sliding
 window (the last ``window`` seconds, in quarter buckets), and
 
-* the lane is **overloaded** when the window holds at least ``min_samples`` answers and more
-  than ``threshold`` (10 %) of them were overload answers (429, 503, 529): then the limit is
+* the lane is **overloaded** when the window holds at least ``min_samples`` answers (20, and
+  at least two per slot of the current limit: 429s come back at once and successes only after
+  the upstream's latency, so the first answers of a round over-count them) and more than ``threshold``
+  (15 %, three times the 5 % of random 429s a hosted API may answer all day) of them were
+  overload answers (429, 503, 529): then the limit is
   multiplied by ``decrease`` (0.75), at most once per ``cooldown`` (0.5 s, about the time the
   cut takes to show), and the window is cleared so the next decision is made on answers sent
   at the new limit;
-* below half the threshold, each success adds ``1 / limit`` (additive increase, about +1 per
-  round trip of the whole lane); between half the threshold and the threshold the limit holds.
+* below ``grow_below`` (5 %), each success adds ``1 / limit`` (additive increase, about +1 per
+  round trip of the whole lane); between that and the threshold the limit holds.
 
 A row that met a 429 or 503 is delayed on its own (``Retry-After``: see ``engine/retry.py``)
 whatever the window says; a runner that meets overload answers back to back backs off itself
@@ -109,7 +112,8 @@ class AdaptiveLimit:
         decrease: float = 0.75,
         cooldown: float = 0.5,
         window: float = 2.0,
-        threshold: float = 0.1,
+        threshold: float = 0.15,
+        grow_below: float = 0.05,
         min_samples: int = 20,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -124,6 +128,7 @@ class AdaptiveLimit:
         self.decrease = decrease
         self.cooldown = cooldown
         self.threshold = threshold
+        self.grow_below = min(grow_below, threshold)
         self.min_samples = min_samples
         self._clock = clock
         self._value = float(max_limit)
@@ -148,13 +153,14 @@ class AdaptiveLimit:
         now = self._clock()
         self._count(now, overloaded)
         share = self._overloads / self._answers
-        if share > self.threshold and self._answers >= self.min_samples:
+        enough = self._answers >= max(self.min_samples, 2 * self.limit)
+        if share > self.threshold and enough:
             if self._last_decrease is None or now - self._last_decrease >= self.cooldown:
                 self._last_decrease = now
                 self._value = max(float(self.min_limit), self._value * self.decrease)
                 self._buckets.clear()
                 self._answers = self._overloads = 0
-        elif not overloaded and share < self.threshold / 2:
+        elif not overloaded and share < self.grow_below:
             self._value = min(float(self.max_limit), self._value + 1.0 / self._value)
 
     def on_success(self) -> None:
