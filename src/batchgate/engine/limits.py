@@ -8,14 +8,14 @@ all day long; that is not congestion, and cutting concurrency on each one settle
 its floor. So single answers decide nothing: every answer of the lane is counted in a sliding
 window (the last ``window`` seconds, in quarter buckets), and
 
-* the lane is **overloaded** when the window holds at least ``min_samples`` answers (20, and
-  at least two per slot of the current limit: 429s come back at once and successes only after
-  the upstream's latency, so the first answers of a round over-count them) and more than ``threshold``
-  (15 %, three times the 5 % of random 429s a hosted API may answer all day) of them were
-  overload answers (429, 503, 529): then the limit is
-  multiplied by ``decrease`` (0.75), at most once per ``cooldown`` (0.5 s, about the time the
-  cut takes to show), and the window is cleared so the next decision is made on answers sent
-  at the new limit;
+* the lane is **overloaded** when more than ``threshold`` (15 %, three times the 5 % of random
+  429s a hosted API may answer all day) of the answers in the window were overload answers
+  (429, 503, 529), and the window holds at least ``min_samples`` answers (20) and two per slot
+  of the current limit (429s come back at once, successes only after the upstream's latency,
+  so the first answers of a round over-count them). Then the limit is multiplied by
+  ``decrease`` (0.75), at most once per ``cooldown`` (0.5 s, about the time a cut takes to
+  show), and the window is cleared so the next decision is made on answers sent at the new
+  limit;
 * below ``grow_below`` (5 %), each success adds ``1 / limit`` (additive increase, about +1 per
   round trip of the whole lane); between that and the threshold the limit holds.
 
