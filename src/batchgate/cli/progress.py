@@ -14,9 +14,18 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-__all__ = ["ProgressView", "Rates", "Snapshot", "describe", "format_duration", "format_rate"]
+__all__ = [
+    "ProgressView",
+    "Rates",
+    "Snapshot",
+    "describe",
+    "format_duration",
+    "format_rate",
+    "unavailable_notes",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,9 @@ class Snapshot:
     retrying: int = 0
     tokens: int = 0
     status: str = ""
+    # The upstreams the batch waits for, each as "NAME unavailable since …: error" (from the
+    # batch object's ``upstreams`` extension; empty while all are reachable).
+    waiting_for: tuple[str, ...] = ()
 
     @property
     def done(self) -> int:
@@ -106,7 +118,26 @@ def describe(snap: Snapshot, rates: Rates) -> str:
         f"{snap.retrying} retrying, {format_rate(rates.requests_per_s)} req/s, "
         f"{format_rate(rates.tokens_per_s)} tok/s, ETA {format_duration(rates.eta(snap))}"
     )
-    return f"{text} [{snap.status}]" if snap.status and snap.status != "in_progress" else text
+    if snap.status and snap.status != "in_progress":
+        text = f"{text} [{snap.status}]"
+    return "; ".join((text, *snap.waiting_for))
+
+
+def unavailable_notes(upstreams: object, now: float | None = None) -> tuple[str, ...]:
+    """``waiting_for`` notes from a batch object's ``upstreams`` extension field (a list of
+    ``{name, state, since, last_error}``; anything else gives none)."""
+    if not isinstance(upstreams, list):
+        return ()
+    at = time.time() if now is None else now
+    notes = []
+    for up in upstreams:
+        if not isinstance(up, dict) or up.get("state") != "unavailable":
+            continue
+        since = up.get("since")
+        ago = f" for {format_duration(max(0.0, at - since))}" if isinstance(since, int) else ""
+        error = f": {up['last_error']}" if up.get("last_error") else ""
+        notes.append(f"upstream {up.get('name')} unavailable{ago}, rows held{error}")
+    return tuple(notes)
 
 
 class ProgressView:
@@ -170,8 +201,12 @@ class ProgressView:
             self._bar.update(
                 self._task, total=snap.total or None, completed=snap.done, detail=self._detail(snap)
             )
-        elif self._printed is None or now - self._printed[0] >= self.interval:
-            self._print(snap)
+        elif (
+            self._printed is None
+            or now - self._printed[0] >= self.interval
+            or bool(snap.waiting_for) != bool(self._printed[1].waiting_for)
+        ):
+            self._print(snap)  # an upstream going away or coming back is said at once
 
     def _print(self, snap: Snapshot) -> None:
         self._printed = (self._clock(), snap)
@@ -185,9 +220,10 @@ class ProgressView:
             return f"{snap.status or 'waiting'}..."
         failed = f"[red]{snap.failed} failed[/]" if snap.failed else "0 failed"
         status = f" [dim]{snap.status}[/]" if snap.status not in ("", "in_progress") else ""
+        waiting = "".join(f" · [yellow]{escape(note)}[/]" for note in snap.waiting_for)
         return (
             f"{failed} · {snap.retrying} retrying · "
             f"{format_rate(self.rates.requests_per_s)} req/s · "
             f"{format_rate(self.rates.tokens_per_s)} tok/s · "
-            f"ETA {format_duration(self.rates.eta(snap))}{status}"
+            f"ETA {format_duration(self.rates.eta(snap))}{status}{waiting}"
         )
