@@ -33,6 +33,7 @@ BATCH_KEYS = {
     "cancel_initiated_at", "archived_at", "results_url",
     "cost",  # batchgate's extension field: {"ticks", "usd", "priced"}
     "budget",  # batchgate's extension field: null, or {"ticks", "usd", "reached"}
+    "upstreams",  # batchgate's extension field: [{"name", "state", "since", "last_error"}]
 }  # fmt: skip
 COUNT_KEYS = {"processing", "succeeded", "errored", "canceled", "expired"}
 

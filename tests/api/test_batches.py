@@ -24,6 +24,7 @@ BATCH_KEYS = {
     "request_counts", "usage", "metadata",
     "cost",  # batchgate's extension field: {"ticks", "usd", "priced"}
     "budget",  # batchgate's extension field: null, or {"ticks", "usd", "reached"}
+    "upstreams",  # batchgate's extension field: [{"name", "state", "since", "last_error"}]
 }  # fmt: skip
 STAMPS = (
     "created_at", "expires_at", "in_progress_at", "finalizing_at", "completed_at", "failed_at",

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from batchgate.config import single_upstream
 from batchgate.engine.retry import RetryPolicy
 from batchgate.engine.worker import WorkerOptions
 from batchgate.sim import SimConfig, SimHandle, start_in_thread
+from batchgate.storage.schema import batches
 from tests.helpers.procs import free_port
 from tests.helpers.servers import ServerHandle
 
@@ -139,3 +140,28 @@ def test_a_silent_upstream_is_retried_after_the_read_timeout(
     sim.configure(rate_slow=0.0)
     _all_succeeded(srv, bid, n)
     assert sim.stats()["requests"] > n  # the timed-out sends were made again
+
+
+def test_an_outage_past_the_window_expires_the_batch_and_holds_no_lease(
+    make_server: Callable[..., ServerHandle],
+) -> None:
+    """Rows held by an open circuit go back to the store, so expiry (and cancel) reach them."""
+    port = free_port()
+    srv = make_server(
+        config=single_upstream(f"http://127.0.0.1:{port}/v1", concurrency=4), options=QUICK
+    )
+    n = 12
+    bid = _create(srv, n)
+    client = srv.openai()
+    _until(lambda: (client.batches.retrieve(bid).model_extra or {}).get("upstreams"))
+    _until(lambda: client.batches.retrieve(bid).model_extra["upstreams"][0]["state"]  # type: ignore[index]
+           == "unavailable")  # fmt: skip
+    with srv.store.write() as conn:
+        conn.execute(
+            update(batches).where(batches.c.id == bid).values(expires_at=int(time.time()) - 1)
+        )
+    done = srv.wait_for(bid, timeout=30)
+    assert done["status"] == "expired"
+    rows = srv.store.count_rows(bid)
+    assert rows.get("leased", 0) == 0 and sum(rows.values()) == n
+    assert done["expired"] >= n - 1  # at most the probe in flight ended otherwise

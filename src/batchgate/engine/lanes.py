@@ -53,11 +53,19 @@ class Lane:
 
     @property
     def wanted(self) -> int:
-        """How many more rows to lease: keep about two rounds of work buffered (none while
-        the circuit is open: the rows already here wait for it)."""
+        """How many more rows to lease: keep about two rounds of work buffered; while the
+        circuit is open, only the one row a waiting probe needs."""
         if self.circuit.is_open:
-            return 0
+            return 1 if self.circuit.probing and self.queue.empty() else 0
         return max(0, 2 * self.runners - self.queue.qsize() - self.in_flight)
+
+    def drain(self) -> list[LeasedRow]:
+        """Take every row waiting in the queue (the circuit opened: they go back to the store,
+        where cancel and expiry can reach them, instead of waiting here under a lease)."""
+        rows = []
+        while not self.queue.empty():
+            rows.append(self.queue.get_nowait())
+        return rows
 
     def may_run(self, k: int) -> bool:
         return k < self.adaptive.limit

@@ -125,7 +125,7 @@ class Worker:
         while True:
             want = lane.wanted
             rows: list[LeasedRow] = []
-            asked = want >= max(1, lane.runners // 4)
+            asked = want >= (1 if lane.circuit.is_open else max(1, lane.runners // 4))
             if asked:
                 batches = await self._dispatchable()
                 if batches:
@@ -140,6 +140,8 @@ class Worker:
                         lane.queue.put_nowait(row)
             if asked and len(rows) < want // 2:  # the store ran dry, not just a full buffer
                 await self._idle(self.opts.poll_interval)
+            elif lane.circuit.is_open and not asked:
+                await asyncio.sleep(0.05)  # holding: nothing to lease until a probe waits
             else:
                 await asyncio.sleep(0.005)
 
@@ -149,8 +151,12 @@ class Worker:
             if not lane.may_run(k):
                 await asyncio.sleep(0.05)
                 continue
+            probe = await lane.gate()  # before taking a row: an open circuit holds none here
             row = await lane.queue.get()
-            probe = await lane.gate()
+            if lane.circuit.is_open and not probe:  # it opened while this runner waited
+                lane.queue.put_nowait(row)  # for the probe
+                await asyncio.sleep(0)
+                continue
             await lane.admit(row)
             lane.in_flight += 1
             try:
@@ -181,6 +187,18 @@ class Worker:
     def _circuit_changed(self, lane: Lane, change: Change) -> None:
         """Say it once in the log, and in the store (so batch objects show it)."""
         if change.opened:
+            held = lane.drain()
+            lane.circuit.held += len(held)
+            now = time.time()
+            self._pending.extend(
+                RowResult(
+                    r.batch_id, r.line, r.lease_token, RowState.QUEUED.value,
+                    error_code="retrying", error_message=f"held: {change.last_error}",
+                    next_attempt_at=now, charged=False,
+                )
+                for r in held
+            )  # fmt: skip
+            self._has_results.set()
             log.warning(
                 "upstream_unavailable upstream=%s url=%s failures=%d last_error=%r: holding its "
                 "rows and probing it", lane.name, lane.upstream.url, change.failures,
