@@ -47,6 +47,7 @@ class Lane:
         self._closed = asyncio.Event()
         self._closed.set()
         self.in_flight = 0
+        self.tokens_in_flight = 0  # the token estimates of the rows in flight
         self.paused_until = 0.0  # the upstream's own rate headers said a budget is spent
         self.sent = 0
         self.retrying = 0
@@ -106,7 +107,8 @@ class Lane:
                 announced = self.announced.get(budget.name)
                 if announced is None:
                     announced = self.announced[budget.name] = HeaderBudget()
-                announced.observe(budget, self.in_flight)
+                in_flight = self.in_flight if budget.name in _PER_REQUEST else self.tokens_in_flight
+                announced.observe(budget, in_flight)
         if status is not None:
             self.adaptive.on_answer(status in OVERLOAD_STATUSES)
         outage = status is None or status in UNAVAILABLE_STATUSES

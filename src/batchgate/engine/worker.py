@@ -159,10 +159,12 @@ class Worker:
                 continue
             await lane.admit(row)
             lane.in_flight += 1
+            lane.tokens_in_flight += row.est_tokens
             try:
                 attempt = await lane.provider.send(row.endpoint, row.body)
             finally:
                 lane.in_flight -= 1
+                lane.tokens_in_flight -= row.est_tokens
             change = lane.observe(attempt, probe=probe)
             if change is not None:
                 self._circuit_changed(lane, change)
