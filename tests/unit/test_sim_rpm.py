@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from batchgate.cli.main import app as cli_app
 from batchgate.sim import Reply, SimApp, SimConfig, SimHandle
 from batchgate.sim.ratelimit import RateLimiter, format_duration, format_rfc3339
+from tests.helpers.procs import Procs
 
 CHAT = json.dumps({"model": "sim-model", "messages": [{"role": "user", "content": "Hi"}]})
 MESSAGE = json.dumps(
@@ -337,3 +340,18 @@ def test_limit_over_http_per_key(sim: SimHandle) -> None:
         assert stats["rate_limited"] == 1 and stats["by_status"]["429"] == 1
         bad = client.post("/_sim/config", json={"rpm_burst": 0.5})
         assert bad.status_code == 400 and "rpm_burst" in bad.json()["error"]["message"]
+
+
+def test_cli_flags(procs: Procs) -> None:
+    _, url = procs.simulator("--rpm-limit", "6", "--rpm-burst", "1")
+    config = httpx.get(url.removesuffix("/v1") + "/_sim/config").json()
+    assert (config["rpm_limit"], config["rpm_burst"]) == (6, 1.0)
+    body = json.loads(CHAT)
+    assert httpx.post(url + "/chat/completions", json=body).status_code == 200
+    assert httpx.post(url + "/chat/completions", json=body).status_code == 429
+
+
+def test_cli_rejects_a_bad_burst() -> None:
+    result = CliRunner().invoke(cli_app, ["simulate", "--rpm-limit", "6", "--rpm-burst", "0.5"])
+    assert result.exit_code == 2
+    assert "rpm_burst must be 0" in result.output
