@@ -187,6 +187,7 @@ def test_stats_count_and_reset(sim: SimHandle, client: httpx.Client) -> None:
         "by_status": {"200": 3, "400": 1},
         "dropped": 0,
         "cancelled": 0,
+        "rate_limited": 0,
         "by_path": {"/v1/chat/completions": 2, "/v1/embeddings": 2},
         "faults": {},
     }

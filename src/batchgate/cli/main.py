@@ -109,6 +109,17 @@ def simulate(
             help="Answer 429 (529 on /v1/messages) beyond this many in flight (0 = off).",
         ),
     ] = 0,
+    rpm_limit: Annotated[
+        int,
+        typer.Option(
+            help="Requests per minute per API key; beyond it 429 with Retry-After, and every "
+            "answer carries rate-limit headers (0 = off)."
+        ),
+    ] = 0,
+    rpm_burst: Annotated[
+        float,
+        typer.Option(help="Requests a key may send at once under --rpm-limit (0 = a minute's)."),
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed for fault draws.")] = 0,
 ) -> None:
     """Run the simulated OpenAI- and Anthropic-compatible upstream (tests, demos, benchmarks)."""
@@ -120,7 +131,7 @@ def simulate(
             rate_503=rate_503, rate_529=rate_529, rate_drop=rate_drop, rate_slow=rate_slow,
             slow_ms=slow_ms,
             rate_malformed=rate_malformed, retry_after_s=retry_after_s,
-            overload_max_in_flight=overload, seed=seed,
+            overload_max_in_flight=overload, rpm_limit=rpm_limit, rpm_burst=rpm_burst, seed=seed,
         )  # fmt: skip
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)

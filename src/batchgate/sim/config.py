@@ -1,5 +1,6 @@
-"""The simulator's knobs: ``SimConfig`` (latency, fault rates, overload, models) and its
-validation, shared by the constructor, ``POST /_sim/config`` and ``SimHandle.configure``."""
+"""The simulator's knobs: ``SimConfig`` (latency, fault rates, overload, RPM limit, models)
+and its validation, shared by the constructor, ``POST /_sim/config`` and
+``SimHandle.configure``."""
 
 from __future__ import annotations
 
@@ -42,7 +43,21 @@ class SimConfig:
     non-empty) gets a non-retryable 400 ``model_not_found`` (on ``/v1/messages``, Anthropic's
     answer to an unknown model: 404 ``not_found_error``).
 
-    Raises ValueError on a rate outside [0, 1], a negative duration or a wrong type.
+    RPM limit: ``rpm_limit`` > 0 gives each API key (the ``Authorization`` header; on
+    ``/v1/messages`` ``x-api-key``, else ``Authorization``; no key = one shared anonymous key)
+    a token bucket of ``rpm_burst`` requests (0 = a minute's worth, ``rpm_limit``), refilled
+    at ``rpm_limit / 60`` per second (see ratelimit.py). It is checked first, before overload
+    and the faults, as a real upstream's front door is: a request with no token left is
+    answered 429 at once (OpenAI: type ``requests``, code ``rate_limit_exceeded``; Anthropic:
+    ``rate_limit_error``) with ``retry-after`` / ``retry-after-ms`` = the time until one token
+    is back, holds no in-flight slot, draws no fault and is counted in ``rate_limited``. With
+    the limit on, every answer of a model endpoint carries the budget headers:
+    ``x-ratelimit-{limit,remaining,reset}-requests`` on OpenAI's endpoints,
+    ``anthropic-ratelimit-requests-{limit,remaining,reset}`` on ``/v1/messages``. Changing
+    ``rpm_limit`` or ``rpm_burst`` live (or a stats reset) refills every bucket.
+
+    Raises ValueError on a rate outside [0, 1], a negative duration, a negative
+    ``rpm_limit``, an ``rpm_burst`` that is neither 0 nor at least 1, or a wrong type.
     """
 
     latency_ms: float = 0.0
@@ -57,6 +72,8 @@ class SimConfig:
     slow_ms: float = 30_000.0
     rate_malformed: float = 0.0
     overload_max_in_flight: int = 0
+    rpm_limit: int = 0
+    rpm_burst: float = 0.0
     seed: int = 0
     models: list[str] = field(default_factory=lambda: ["sim-model", "sim-embed"])
     fail_model_prefix: str = "fail-"
@@ -72,6 +89,10 @@ class SimConfig:
                 raise ValueError(f"{name} must not be negative")
         if self.overload_max_in_flight < 0:
             raise ValueError("overload_max_in_flight must not be negative")
+        if self.rpm_limit < 0:
+            raise ValueError("rpm_limit must not be negative")
+        if self.rpm_burst != 0 and self.rpm_burst < 1:
+            raise ValueError("rpm_burst must be 0 (a minute's worth) or at least 1")
 
     @property
     def fault_rates(self) -> tuple[float, ...]:

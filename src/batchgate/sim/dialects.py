@@ -12,6 +12,7 @@ import orjson
 
 from batchgate.sim import envelopes
 from batchgate.sim.envelopes import InvalidRequest
+from batchgate.sim.ratelimit import Decision, anthropic_headers, format_duration, openai_headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +29,25 @@ class Dialect:
     overload: tuple[int, bytes]
     invalid: Callable[[InvalidRequest], bytes]
     internal: Callable[[BaseException], bytes]
+    # The body of a request over the per-key RPM limit: (rpm_limit, seconds until retry).
+    rpm_limited: Callable[[int, float], bytes]
+    # The request-budget headers every answer carries while the RPM limit is on.
+    rate_headers: Callable[[int, Decision], bytes]
 
 
 def _openai_invalid(exc: InvalidRequest) -> bytes:
     return exc.body
+
+
+def _openai_rpm_limited(limit: int, retry_after_s: float) -> bytes:
+    return envelopes.error_body(
+        "Rate limit reached for requests in organization org-simulated on requests per min "
+        f"(RPM): Limit {limit}, Used {limit}, Requested 1. "
+        f"Please try again in {format_duration(retry_after_s)}. (simulated)",
+        "requests",
+        None,
+        "rate_limit_exceeded",
+    )
 
 
 def openai_dialect(max_in_flight: int, retry_after_s: float) -> Dialect:
@@ -47,6 +63,8 @@ def openai_dialect(max_in_flight: int, retry_after_s: float) -> Dialect:
         overload=(429, envelopes.overloaded_body(max_in_flight, retry_after_s)),
         invalid=_openai_invalid,
         internal=envelopes.internal_error,
+        rpm_limited=_openai_rpm_limited,
+        rate_headers=openai_headers,
     )
 
 
@@ -82,6 +100,14 @@ def _anthropic_internal(exc: BaseException) -> bytes:
     )
 
 
+def _anthropic_rpm_limited(limit: int, retry_after_s: float) -> bytes:
+    return anthropic_error_body(
+        "rate_limit_error",
+        f"This request would exceed your organization's rate limit of {limit} requests per "
+        f"minute; retry after {format_duration(retry_after_s)} (simulated).",
+    )
+
+
 ANTHROPIC_TOO_LARGE = anthropic_error_body(
     "request_too_large", "Request exceeds the maximum allowed number of bytes."
 )
@@ -109,4 +135,6 @@ def anthropic_dialect(max_in_flight: int, retry_after_s: float) -> Dialect:
         overload=(529, overloaded),
         invalid=_anthropic_invalid,
         internal=_anthropic_internal,
+        rpm_limited=_anthropic_rpm_limited,
+        rate_headers=anthropic_headers,
     )

@@ -1,5 +1,7 @@
 """A minimal HTTP/1.1 server connection on asyncio ``Protocol`` + ``httptools``: keep-alive,
-pipelining (replies in order), ``Expect: 100-continue`` and delayed replies via timers."""
+pipelining (replies in order), ``Expect: 100-continue`` and delayed replies via timers. Of the
+request headers only ``Expect`` and the two that carry an API key (``Authorization``,
+``x-api-key``, for the RPM limit) are read."""
 
 from __future__ import annotations
 
@@ -49,6 +51,8 @@ class _Request(NamedTuple):
     body: bytes
     keep_alive: bool
     too_large: bool
+    authorization: bytes
+    api_key: bytes
 
 
 def encode(
@@ -94,6 +98,8 @@ class HttpConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._expect_continue = False
+        self._authorization = b""
+        self._api_key = b""
         self._queue: deque[_Request] = deque()
         self._pending: tuple[Reply, bool] | None = None  # the delayed reply + keep-alive
         self._timer: asyncio.TimerHandle | None = None
@@ -141,12 +147,23 @@ class HttpConnection(asyncio.Protocol):
         self._body = []
         self._body_size = 0
         self._expect_continue = False
+        self._authorization = b""
+        self._api_key = b""
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"expect" and value.lower() == b"100-continue":
+        # Called once per header (httptools joins one split across reads); the length test
+        # first skips the lower() of every header but the three read, on the hot path.
+        size = len(name)
+        if size == 13:
+            if name.lower() == b"authorization":
+                self._authorization = value
+        elif size == 9:
+            if name.lower() == b"x-api-key":
+                self._api_key = value
+        elif size == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
 
     def on_headers_complete(self) -> None:
@@ -165,7 +182,15 @@ class HttpConnection(asyncio.Protocol):
         self._body = []
         too_large = self._body_size > MAX_BODY_BYTES
         keep_alive = self._parser.should_keep_alive() and not too_large
-        request = _Request(self._parser.get_method(), path, body, keep_alive, too_large)
+        request = _Request(
+            self._parser.get_method(),
+            path,
+            body,
+            keep_alive,
+            too_large,
+            self._authorization,
+            self._api_key,
+        )
         if self._pending is not None or self._queue:
             self._queue.append(request)
             if self._transport is not None and not self._paused:
@@ -185,7 +210,9 @@ class HttpConnection(asyncio.Protocol):
             else:
                 self._write(Reply(413, _TOO_LARGE), keep_alive=False)
             return
-        reply = self._app.handle(request.method, request.path, request.body)
+        reply = self._app.handle(
+            request.method, request.path, request.body, request.authorization, request.api_key
+        )
         if reply is None:  # the drop fault: close with no response at all
             self.close()
             self._transport = None

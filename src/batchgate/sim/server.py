@@ -1,4 +1,5 @@
-"""The simulator's request handling: routing, overload, fault injection, latency and stats, on
+"""The simulator's request handling: routing, the RPM limit, overload, fault injection, latency
+and stats, on
 top of the reply builders, for the OpenAI endpoints and Anthropic's ``/v1/messages`` (each
 answering errors in its own API's envelope, see dialects.py). Transport-free:
 ``protocol.py`` feeds it parsed requests."""
@@ -6,6 +7,7 @@ answering errors in its own API's envelope, see dialects.py). Transport-free:
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -18,6 +20,7 @@ from batchgate.sim.embeddings import embeddings
 from batchgate.sim.envelopes import InvalidRequest
 from batchgate.sim.faults import Fault, FaultPicker
 from batchgate.sim.messages import message
+from batchgate.sim.ratelimit import RateLimiter, retry_headers
 from batchgate.sim.replies import chat_completion, completion, model_object, models_list, response
 from batchgate.sim.stats import SimStats
 
@@ -49,10 +52,21 @@ class Reply(NamedTuple):
 
 class SimApp:
     """The simulated upstream, minus the sockets. Not thread-safe: call it from the event
-    loop that serves it (``SimHandle`` marshals calls from other threads)."""
+    loop that serves it (``SimHandle`` marshals calls from other threads). ``clock``
+    (monotonic seconds) and ``wall`` (epoch seconds) drive the RPM limit's buckets; tests
+    inject them to step time without sleeping."""
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.stats = SimStats()
+        self._clock = clock
+        self._wall = wall
+        self._limiter: RateLimiter | None = None
         self._faults = FaultPicker()
         self._rng = random.Random(0)
         self._control: dict[tuple[bytes, str], Callable[[bytes], Reply]] = {
@@ -84,6 +98,21 @@ class SimApp:
         self._openai = openai_dialect(config.overload_max_in_flight, seconds)
         self._anthropic = anthropic_dialect(config.overload_max_in_flight, seconds)
         self._models_body = orjson.dumps(models_list(config))
+        self._set_limiter(config)
+
+    def _set_limiter(self, config: SimConfig) -> None:
+        """Keep the buckets across unrelated changes; a new limit or burst starts afresh."""
+        if not config.rpm_limit:
+            self._limiter = None
+            return
+        limiter = self._limiter
+        if limiter is None or (limiter.limit, limiter.burst) != (
+            config.rpm_limit,
+            config.rpm_burst,
+        ):
+            self._limiter = RateLimiter(
+                config.rpm_limit, config.rpm_burst, clock=self._clock, wall=self._wall
+            )
 
     def configure(self, changes: Mapping[str, Any]) -> SimConfig:
         """Apply field changes live; raises ValueError (config unchanged) on a bad change."""
@@ -92,18 +121,36 @@ class SimApp:
         return config
 
     def reset(self) -> None:
-        """Zero the stats and forget fault attempt counts (so fault draws start afresh)."""
+        """Zero the stats, forget fault attempt counts (so fault draws start afresh) and
+        refill every RPM bucket."""
         self.stats.reset()
         self._faults.reset()
+        if self._limiter is not None:
+            self._limiter.clear()
 
-    def handle(self, method: bytes, path: str, body: bytes) -> Reply | None:
-        """The reply to one request, or None to close the connection without replying."""
+    def handle(
+        self,
+        method: bytes,
+        path: str,
+        body: bytes,
+        authorization: bytes = b"",
+        api_key: bytes = b"",
+    ) -> Reply | None:
+        """The reply to one request, or None to close the connection without replying.
+        ``authorization`` and ``api_key`` are the ``Authorization`` and ``x-api-key``
+        header values (empty when absent): the key the RPM limit counts against."""
         if method == b"POST":
+            limiter = self._limiter
             builder = MODEL_ENDPOINTS.get(path)
             if builder is not None:
+                if limiter is not None:
+                    return self._limited(limiter, path, builder, body, self._openai, authorization)
                 return self._model_request(path, builder, body, self._openai)
             builder = ANTHROPIC_ENDPOINTS.get(path)
             if builder is not None:
+                if limiter is not None:
+                    key = api_key or authorization
+                    return self._limited(limiter, path, builder, body, self._anthropic, key)
                 return self._model_request(path, builder, body, self._anthropic)
         route = self._control.get((method, path))
         if route is not None:
@@ -141,6 +188,31 @@ class SimApp:
             return self._model_reply(builder, body, config, self._latency(config), dialect)
         stats.faults[fault.value] = stats.faults.get(fault.value, 0) + 1
         return self._fault_reply(fault, builder, body, config, dialect)
+
+    def _limited(
+        self,
+        limiter: RateLimiter,
+        path: str,
+        builder: Builder,
+        body: bytes,
+        dialect: Dialect,
+        key: bytes,
+    ) -> Reply | None:
+        """A model request under the RPM limit: checked before anything else (overload,
+        faults), and every answer gets the budget headers."""
+        decision = limiter.take(key)
+        budget = dialect.rate_headers(limiter.limit, decision)
+        if decision.allowed:
+            reply = self._model_request(path, builder, body, dialect)
+            return None if reply is None else reply._replace(headers=reply.headers + budget)
+        stats = self.stats
+        stats.requests += 1
+        stats.by_path[path] = stats.by_path.get(path, 0) + 1
+        stats.by_status[429] = stats.by_status.get(429, 0) + 1
+        stats.rate_limited += 1
+        rejected = dialect.rpm_limited(limiter.limit, decision.retry_after)
+        headers = retry_headers(decision.retry_after) + budget
+        return Reply(429, rejected, headers, anthropic=dialect.anthropic)
 
     def _model_reply(
         self, builder: Builder, body: bytes, config: SimConfig, delay: float, dialect: Dialect

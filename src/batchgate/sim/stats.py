@@ -13,8 +13,9 @@ class SimStats:
     ``requests`` counts requests received (by ``by_path``); ``by_status`` counts replies sent,
     by status code; ``dropped`` counts connections closed by the drop fault; ``cancelled``
     counts replies never sent because the client went away first (e.g. during a slow reply);
-    ``faults`` counts injected faults by kind; ``in_flight`` is the number of requests being
-    answered now and ``max_in_flight`` its peak. Only touched from the server's loop.
+    ``faults`` counts injected faults by kind; ``rate_limited`` counts 429s of the per-key RPM
+    limit (``SimConfig.rpm_limit``; also in ``by_status``); ``in_flight`` is the number of
+    requests being answered now and ``max_in_flight`` its peak. Only touched from the server's loop.
     """
 
     __slots__ = (
@@ -25,6 +26,7 @@ class SimStats:
         "faults",
         "in_flight",
         "max_in_flight",
+        "rate_limited",
         "requests",
     )
 
@@ -34,6 +36,7 @@ class SimStats:
         self.max_in_flight = 0
         self.dropped = 0
         self.cancelled = 0
+        self.rate_limited = 0
         self.by_status: dict[int, int] = {}
         self.by_path: dict[str, int] = {}
         self.faults: dict[str, int] = {}
@@ -45,6 +48,7 @@ class SimStats:
         self.max_in_flight = self.in_flight
         self.dropped = 0
         self.cancelled = 0
+        self.rate_limited = 0
         self.by_status = {}
         self.by_path = {}
         self.faults = {}
@@ -58,6 +62,7 @@ class SimStats:
             "by_status": {str(code): n for code, n in sorted(self.by_status.items())},
             "dropped": self.dropped,
             "cancelled": self.cancelled,
+            "rate_limited": self.rate_limited,
             "by_path": dict(self.by_path),
             "faults": dict(self.faults),
         }
