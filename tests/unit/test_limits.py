@@ -222,16 +222,34 @@ def test_runner_backoff_after_back_to_back_overloads() -> None:
 def test_header_budget_learns_the_rate_and_paces_to_it() -> None:
     clock = FakeClock()
     budget = HeaderBudget(clock=clock)
-    assert budget.reserve(1) == 0.0  # nothing learned: no waiting
-    # 1200 a minute: 20 left, full again in 59 s -> 1180 / 59 = 20 per second
+    assert budget.wait_for(1) == 0.0  # nothing learned: no waiting
+    # 1200 a minute, seen full once; then 20 left, full again in 59 s: 1180 / 59 = 20 a second
+    budget.observe(Budget("requests", 1200, 1199, 0.05), in_flight=0)
+    assert budget.rate is None  # one spent: too little to go by
+    budget.observe(Budget("requests", 1200, 1198, 0.1), in_flight=0)
+    assert budget.rate == pytest.approx(20.0)
     budget.observe(Budget("requests", 1200, 20, 59.0), in_flight=0)
     assert budget.rate == pytest.approx(20.0)
-    waits = [budget.reserve(1) for _ in range(40)]
-    assert waits[:20] == [0.0] * 20
-    assert waits[20] == pytest.approx(1 / 20)
-    assert waits[-1] == pytest.approx(20 / 20)
-    clock.advance(1.0)
-    assert budget.available == pytest.approx(0.0)
+    for _ in range(20):
+        assert budget.wait_for(1) == 0.0
+        budget.take(1)
+    assert budget.wait_for(1) == pytest.approx(1 / 20)
+    assert budget.wait_for(5) == pytest.approx(5 / 20)
+    clock.advance(0.5)
+    assert budget.available == pytest.approx(10.0)
+    assert budget.wait_for(1) == 0.0
+
+
+def test_header_budget_learns_a_burst_smaller_than_the_limit() -> None:
+    """600 a minute, but a bucket of 5: ``limit - remaining`` would say thousands a second."""
+    clock = FakeClock()
+    budget = HeaderBudget(clock=clock)
+    budget.observe(Budget("requests", 600, 0, 1.0), in_flight=0)  # a 429 came back first
+    assert budget.rate is None  # nothing to go by yet: the bucket's size is unknown
+    budget.observe(Budget("requests", 600, 4, 0.1), in_flight=0)  # the first send: 5 - 1
+    budget.observe(Budget("requests", 600, 1, 0.4), in_flight=0)
+    assert budget.rate == pytest.approx(10.0)
+    assert budget.available == pytest.approx(0.0)  # the 429 said none was left
 
 
 def test_header_budget_counts_what_is_in_flight_and_never_rises_on_an_answer() -> None:
@@ -250,8 +268,8 @@ def test_header_budget_without_limit_or_reset_only_lowers() -> None:
     budget = HeaderBudget(clock=clock)
     budget.observe(Budget("tokens", None, 1000, None), in_flight=0)
     assert budget.rate is None
-    assert budget.reserve(400) == 0.0
-    assert budget.reserve(700) == 0.0  # overspent, but no rate to wait by: 429s will say
+    budget.take(700)
+    assert budget.wait_for(400) == 0.0  # overspent, but no rate to wait by: 429s will say
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from batchgate.storage.types import LeasedRow
 # output tokens are not known before it is sent: Anthropic's output budget only pauses).
 _PER_REQUEST = ("requests",)
 _PER_TOKEN = ("tokens", "input-tokens")
+_RECHECK = 0.25  # seconds: how long a wait for an announced budget sleeps before looking again
 
 
 class Lane:
@@ -92,10 +93,16 @@ class Lane:
             wait = max(wait, self.rpm.reserve(1))
         if not self.tpm.unlimited:
             wait = max(wait, self.tpm.reserve(row.est_tokens))
-        for name, budget in self.announced.items():
-            wait = max(wait, budget.reserve(1 if name in _PER_REQUEST else row.est_tokens))
         if wait > 0:
             await asyncio.sleep(wait)
+        while self.announced:  # the upstream's own budgets: wait a little, then look again
+            units = {name: 1 if name in _PER_REQUEST else row.est_tokens for name in self.announced}
+            wait = max(b.wait_for(units[name]) for name, b in self.announced.items())
+            if wait <= 0:
+                for name, budget in self.announced.items():
+                    budget.take(units[name])
+                return
+            await asyncio.sleep(min(wait, _RECHECK))
 
     def observe(self, attempt: Attempt, *, probe: bool = False) -> Change | None:
         """Feed one answer back into the limits; the circuit's change, if it made one."""
@@ -107,8 +114,7 @@ class Lane:
                 announced = self.announced.get(budget.name)
                 if announced is None:
                     announced = self.announced[budget.name] = HeaderBudget()
-                in_flight = self.in_flight if budget.name in _PER_REQUEST else self.tokens_in_flight
-                announced.observe(budget, in_flight)
+                announced.observe(budget, self._spending(budget.name, status))
         if status is not None:
             self.adaptive.on_answer(status in OVERLOAD_STATUSES)
         outage = status is None or status in UNAVAILABLE_STATUSES
@@ -119,6 +125,15 @@ class Lane:
             else:
                 self._closed.set()
         return change
+
+    def _spending(self, budget: str, status: int | None) -> float:
+        """What is in flight and will spend ``budget`` after the answer that announced it:
+        none after a 429 (the requests sent with it will mostly be refused too; counting
+        them would stall the lane for nothing), else the requests (or their token estimates)
+        in flight."""
+        if status == 429:
+            return 0.0
+        return self.in_flight if budget in _PER_REQUEST else self.tokens_in_flight
 
     def settle_tokens(self, row: LeasedRow, used_tokens: int) -> None:
         """Correct the TPM budget by what the answer really used."""

@@ -26,7 +26,7 @@ while the window decides.
 
 **Announced budgets** (``HeaderBudget``). OpenAI's ``x-ratelimit-{limit,remaining,reset}-*``
 and Anthropic's ``anthropic-ratelimit-*`` headers say how much of a budget is left and when it
-is full again; from two of them the refill rate follows, ``(limit - remaining) / reset``. The
+is full again; from them the refill rate follows, ``(size - remaining) / reset``. The
 lane keeps a token bucket of that rate and capacity, whose balance each answer lowers to what
 the upstream says is left less what is in flight, and paces its sends to it: it slows down
 before the upstream says no.
@@ -211,7 +211,7 @@ class RunnerBackoff:
 
 class HeaderBudget:
     """A bucket learned from one announced budget (see the module docstring): its refill rate
-    from ``(limit - remaining) / reset``, smoothed over answers; its balance lowered on every
+    from ``(size - remaining) / reset``, smoothed over answers; its balance lowered on every
     answer to the announced remainder less the units in flight, never raised by one (the
     refill does that), so several workers on one key each stay below what is left."""
 
@@ -220,24 +220,30 @@ class HeaderBudget:
         self.rate: float | None = None  # units per second, once learned
         self._capacity = math.inf
         self._level = math.inf
+        self._seen = 0.0  # the most ever left + 1
         self._updated = clock()
 
     def observe(self, budget: Budget, in_flight: float) -> None:
-        rate = self._rate_of(budget)
+        # The bucket's size: the announced limit, or less where the answers show it never
+        # holds that much (an upstream whose limit is per minute but whose burst is smaller);
+        # a bucket seen full once (remaining + 1 right after a send) shows its size.
+        self._seen = max(self._seen, budget.remaining + 1)
+        size = min(budget.limit, self._seen) if budget.limit else None
+        rate = self._rate_of(size, budget)
         if rate is not None:
             self.rate = rate if self.rate is None else 0.8 * self.rate + 0.2 * rate
         self._refill()
-        if budget.limit:
-            self._capacity = budget.limit
+        if size:
+            self._capacity = size
         self._level = min(self._level, self._capacity, budget.remaining - in_flight)
 
     @staticmethod
-    def _rate_of(budget: Budget) -> float | None:
-        if budget.limit is None or budget.reset is None or budget.reset <= 0:
+    def _rate_of(size: float | None, budget: Budget) -> float | None:
+        if size is None or budget.reset is None or budget.reset <= 0:
             return None
-        used = budget.limit - budget.remaining
-        if used < max(2.0, 0.01 * budget.limit):
-            return None  # too little spent for the ratio to mean much
+        used = size - budget.remaining
+        if used < 2:
+            return None  # (nearly) full, or the size not yet seen: too little to go by
         return used / budget.reset
 
     def _refill(self) -> None:
@@ -252,18 +258,21 @@ class HeaderBudget:
         self._refill()
         return self._level
 
-    def reserve(self, amount: float) -> float:
-        """Debit ``amount``; the wait before sending it (0 while no rate is known: then the
-        upstream's own 429s and Retry-After are all there is to go by)."""
+    def wait_for(self, amount: float) -> float:
+        """Seconds until ``amount`` units are there (0: now, or nothing was learned yet: then
+        the upstream's own 429s and Retry-After are all there is to go by). Callers sleep a
+        little and ask again rather than reserve ahead: the rate is an estimate that the
+        next answers may correct."""
         self._refill()
-        if not math.isfinite(self._level):
+        if not math.isfinite(self._level) or self._level >= amount or self.rate is None:
             return 0.0
-        self._level -= amount
-        if self._level >= 0:
-            return 0.0
-        if self.rate is None:
-            return 0.0
-        return -self._level / self.rate
+        return (amount - self._level) / self.rate
+
+    def take(self, amount: float) -> None:
+        """Debit ``amount`` units (sent now)."""
+        self._refill()
+        if math.isfinite(self._level):
+            self._level -= amount
 
     def refund(self, amount: float) -> None:
         self._refill()
