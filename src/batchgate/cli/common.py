@@ -30,6 +30,12 @@ Timeout = Annotated[float, typer.Option("--upstream-timeout", help="Seconds per 
 KeyEnv = Annotated[
     str, typer.Option("--api-key-env", help="Env var holding the upstream's API key.")
 ]
+NoStartCheck = Annotated[
+    bool,
+    typer.Option("--no-check", help="Skip the start-up check that each upstream answers GET "
+                 "/models (run refuses to start when one is unreachable or answers 401, 403 or "
+                 "404; serve and worker only warn)."),
+]  # fmt: skip
 MaxAttempts = Annotated[int, typer.Option(help="Sends per request before it fails.")]
 RetryBase = Annotated[float, typer.Option(help="First retry back-off in seconds (doubles).")]
 MaxLines = Annotated[int | None, typer.Option(help="Max lines per batch file (default 50000).")]

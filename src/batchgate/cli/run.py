@@ -48,6 +48,7 @@ EXIT_OK, EXIT_INVALID_INPUT, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 WINDOW = "168h"  # the longest window the service takes: a local run should not expire midway
 POLL_S = 0.5
+_NOT_STARTED = "Nothing was sent. Fix the upstream, or pass --no-check to start anyway."
 
 Opt = typer.Option
 RUN_HELP = """Run one OpenAI batch file (JSONL) against an upstream on this machine, no server.
@@ -74,6 +75,7 @@ class RunArgs:
     retry_base_delay: float
     argv: tuple[str, ...]  # as typed, for the resume hint
     budget_usd: str | None = None
+    check: bool = True  # the upstreams' start-up check (--no-check: off)
 
 
 def register(app: typer.Typer) -> None:
@@ -114,7 +116,7 @@ def run_command(
     args = RunArgs(
         input_file, output, errors, state_dir or output.with_name(output.name + ".batchgate"),
         endpoint, fresh, upstreams.options(), max_attempts, retry_base_delay,
-        tuple(sys.argv[1:]), budget_usd,
+        tuple(sys.argv[1:]), budget_usd, not upstreams.no_check,
     )  # fmt: skip
     try:
         code = execute(args)
@@ -141,6 +143,8 @@ def execute(args: RunArgs) -> int:
 
     config = rt.build_config(args.upstreams)
     _check_paths(args)
+    if args.check:
+        _refuse_dead_upstreams(config)
     state = RunState(args.state_dir)
     with state.locked():
         state.adopt(fingerprint(args.input), [u.name for u in config.upstreams], args.fresh)
@@ -165,6 +169,22 @@ def _check_paths(args: RunArgs) -> None:
         raise ConfigError("INPUT, --output and --errors must each name a different file.")
     for path in paths[1:]:
         path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _refuse_dead_upstreams(config: Config) -> None:
+    """Refuse to start (nothing sent, no state made) when an upstream could not serve a single
+    request: unreachable, or answering 401/403/404 to GET /models. Other answers only warn."""
+    from batchgate.cli.checks import startup_problems
+
+    problems = startup_problems(config.upstreams)
+    for _, line in (p for p in problems if not p[0].blocking):
+        typer.echo(f"warning: {line}", err=True)
+    blocking = [line for got, line in problems if got.blocking]
+    if len(blocking) == 1:
+        raise ConfigError(f"{blocking[0]}\n{_NOT_STARTED}")
+    if blocking:
+        raise ConfigError("\n  ".join([f"{len(blocking)} upstreams cannot serve:", *blocking])
+                          + f"\n{_NOT_STARTED}")  # fmt: skip
 
 
 def _run_batch(args: RunArgs, state: RunState, store: Store, blobs: BlobStore, cfg: Config) -> int:
