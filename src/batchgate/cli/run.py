@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
-from batchgate.cli.common import LogLevel, MaxAttempts, RetryBase, atomic_file, first_object
+from batchgate.cli.common import (
+    AllowFailures,
+    Exit,
+    LogLevel,
+    MaxAttempts,
+    RetryBase,
+    atomic_file,
+    first_object,
+    outcome,
+)
 from batchgate.cli.options import UpstreamFlags, with_groups
 from batchgate.cli.runstate import RunState, fingerprint
 from batchgate.domain.budget import budget_object, parse_budget_usd
@@ -44,7 +53,6 @@ if TYPE_CHECKING:
     from batchgate.storage.blobs import BlobStore
     from batchgate.storage.sql import SqlStore as Store
 
-EXIT_OK, EXIT_INVALID_INPUT, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 WINDOW = "168h"  # the longest window the service takes: a local run should not expire midway
 POLL_S = 0.5
@@ -57,8 +65,9 @@ OUTPUT gets one line per input line, in input order, in the OpenAI batch output 
 --errors, failed lines go to that file instead). State is kept beside OUTPUT: run the same
 command again to resume after a crash or Ctrl-C; --fresh starts over.
 
-Exit status: 0 done (some lines may be errors: see the summary), 1 invalid input file,
-2 bad options or state in use, 130 interrupted (resume by running the same command again).
+Exit status: 0 every line succeeded, 3 some lines failed (0 with --allow-failures), 4 the
+batch failed (an invalid input file: nothing was sent) or expired, 2 bad options, config or
+state, 130 interrupted (resume by running the same command again).
 """
 
 
@@ -76,6 +85,7 @@ class RunArgs:
     argv: tuple[str, ...]  # as typed, for the resume hint
     budget_usd: str | None = None
     check: bool = True  # the upstreams' start-up check (--no-check: off)
+    allow_failures: bool = False
 
 
 def register(app: typer.Typer) -> None:
@@ -108,6 +118,7 @@ def run_command(
     state_dir: Annotated[
         Path | None, Opt(help="State directory (default: OUTPUT.batchgate beside OUTPUT).")
     ] = None,
+    allow_failures: AllowFailures = False,
     log_level: LogLevel = "warning",
 ) -> None:  # fmt: skip
     from batchgate.cli.runtime import setup_logging
@@ -116,16 +127,16 @@ def run_command(
     args = RunArgs(
         input_file, output, errors, state_dir or output.with_name(output.name + ".batchgate"),
         endpoint, fresh, upstreams.options(), max_attempts, retry_base_delay,
-        tuple(sys.argv[1:]), budget_usd, not upstreams.no_check,
+        tuple(sys.argv[1:]), budget_usd, not upstreams.no_check, allow_failures,
     )  # fmt: skip
     try:
         code = execute(args)
     except BatchgateError as exc:
         typer.echo(f"error: {exc.message}", err=True)
-        code = EXIT_REFUSED
+        code = Exit.USAGE
     except KeyboardInterrupt:
         typer.echo(f"\nInterrupted. Resume with:\n  {resume_command(args.argv)}", err=True)
-        code = EXIT_INTERRUPTED
+        code = Exit.INTERRUPTED
     raise typer.Exit(code)
 
 
@@ -137,7 +148,7 @@ def resume_command(argv: tuple[str, ...]) -> str:
 # -- the run ---------------------------------------------------------------------------------------
 
 
-def execute(args: RunArgs) -> int:
+def execute(args: RunArgs) -> Exit:
     """Run (or resume) the batch of ``args``; the exit status."""
     from batchgate.cli import runtime as rt
 
@@ -150,10 +161,10 @@ def execute(args: RunArgs) -> int:
         state.adopt(fingerprint(args.input), [u.name for u in config.upstreams], args.fresh)
         store, blobs = rt.open_backends(rt.StoreOptions(state.path, None))
         try:
-            code = _run_batch(args, state, store, blobs, config)
+            code, invalid = _run_batch(args, state, store, blobs, config)
         finally:
             store.close()
-        if code == EXIT_INVALID_INPUT:
+        if invalid:
             state.remove()  # nothing was sent: a corrected file must not need --fresh
     return code
 
@@ -187,7 +198,11 @@ def _refuse_dead_upstreams(config: Config) -> None:
                           + f"\n{_NOT_STARTED}")  # fmt: skip
 
 
-def _run_batch(args: RunArgs, state: RunState, store: Store, blobs: BlobStore, cfg: Config) -> int:
+def _run_batch(
+    args: RunArgs, state: RunState, store: Store, blobs: BlobStore, cfg: Config
+) -> tuple[Exit, bool]:
+    """Drive the state's batch to its end and write the results; the exit code, and whether
+    the input was invalid (the batch failed validation: nothing was sent)."""
     from rich.console import Console
 
     from batchgate.domain.states import TERMINAL
@@ -205,14 +220,14 @@ def _run_batch(args: RunArgs, state: RunState, store: Store, blobs: BlobStore, c
     batch = store.get_batch(batch.id) or batch
     if interrupted and batch.status not in TERMINAL:
         _report_interrupted(console, batch, args)
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED, False
     if batch.status == "failed":
         _report_invalid(console, batch, args.input)
-        return EXIT_INVALID_INPUT
+        return outcome(batch.status, 0), True
     tally = write_results(store, batch.id, args.output, args.errors)
     elapsed = time.monotonic() - started
     typer.echo(summary(batch, tally, args, elapsed, done_before))
-    return EXIT_OK
+    return outcome(batch.status, tally.failed, allow_failures=args.allow_failures), False
 
 
 def _worker_options(args: RunArgs) -> WorkerOptions:
@@ -292,7 +307,7 @@ async def _work(
 
     def on_signal(sig: int) -> None:
         if signals:  # a second Ctrl-C: quit at once; the store is durable and the lock dies too
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(Exit.INTERRUPTED)
         signals.append(sig)
         view.console.print(
             "Stopping: handing back unsent requests (Ctrl-C again to quit now)...",
