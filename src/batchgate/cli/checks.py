@@ -19,13 +19,19 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+import typer
 
 from batchgate.config import UpstreamConfig
+from batchgate.errors import ConfigError
 
-__all__ = ["START_TIMEOUT", "Check", "check", "check_all", "problem_line", "startup_problems"]
+__all__ = [
+    "START_TIMEOUT", "Check", "check", "check_all", "problem_line", "refuse_unserving",
+    "startup_problems",
+]  # fmt: skip
 
 START_TIMEOUT = 5.0  # seconds the start-up check waits for each upstream
 BLOCKING_STATUSES = frozenset({401, 403, 404})  # a batch could not succeed: run refuses
+NOT_STARTED = "Nothing was sent. Fix the upstream, or pass --no-check to start anyway."
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,21 @@ def startup_problems(
     checks = check_all(upstreams, timeout)
     return [(checks[u.name], problem_line(u, checks[u.name])) for u in upstreams
             if not checks[u.name].ok]  # fmt: skip
+
+
+def refuse_unserving(upstreams: Sequence[UpstreamConfig]) -> None:
+    """``run``'s check: raise ConfigError (nothing sent, no state made) when an upstream
+    could not serve a single request: unreachable, or answering 401/403/404. Other answers
+    only warn, on stderr."""
+    problems = startup_problems(upstreams)
+    for _, line in (p for p in problems if not p[0].blocking):
+        typer.echo(f"warning: {line}", err=True)
+    blocking = [line for got, line in problems if got.blocking]
+    if len(blocking) == 1:
+        raise ConfigError(f"{blocking[0]}\n{NOT_STARTED}")
+    if blocking:
+        raise ConfigError("\n  ".join([f"{len(blocking)} upstreams cannot serve:", *blocking])
+                          + f"\n{NOT_STARTED}")  # fmt: skip
 
 
 def problem_line(upstream: UpstreamConfig, got: Check) -> str:

@@ -36,6 +36,8 @@ from batchgate.cli.common import (
     outcome,
 )
 from batchgate.cli.options import UpstreamFlags, with_groups
+from batchgate.cli.runretry import HELP as RETRY_HELP
+from batchgate.cli.runretry import RetryFailed, RunCommand, requeue, retry_command
 from batchgate.cli.runstate import RunState, fingerprint
 from batchgate.domain.budget import budget_object, parse_budget_usd
 from batchgate.domain.cost import usd
@@ -56,14 +58,14 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 WINDOW = "168h"  # the longest window the service takes: a local run should not expire midway
 POLL_S = 0.5
-_NOT_STARTED = "Nothing was sent. Fix the upstream, or pass --no-check to start anyway."
 
 Opt = typer.Option
 RUN_HELP = """Run one OpenAI batch file (JSONL) against an upstream on this machine, no server.
 
 OUTPUT gets one line per input line, in input order, in the OpenAI batch output format (with
 --errors, failed lines go to that file instead). State is kept beside OUTPUT: run the same
-command again to resume after a crash or Ctrl-C; --fresh starts over.
+command again to resume after a crash or Ctrl-C; --retry-failed sends the failed lines again,
+keeping the others; --fresh starts over.
 
 Exit status: 0 every line succeeded, 3 some lines failed (0 with --allow-failures), 4 the
 batch failed (an invalid input file: nothing was sent) or expired, 2 bad options, config or
@@ -86,11 +88,12 @@ class RunArgs:
     budget_usd: str | None = None
     check: bool = True  # the upstreams' start-up check (--no-check: off)
     allow_failures: bool = False
+    retry: RetryFailed | None = None  # --retry-failed [CODES]
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``run`` command to ``app``."""
-    app.command("run", help=RUN_HELP)(with_groups(run_command))
+    app.command("run", help=RUN_HELP, cls=RunCommand)(with_groups(run_command))
 
 
 def run_command(
@@ -115,6 +118,9 @@ def run_command(
             "sent end with budget_exceeded."),
     ] = None,
     fresh: Annotated[bool, Opt("--fresh", help="Discard earlier state and start over.")] = False,
+    retry_failed: Annotated[
+        str | None, Opt("--retry-failed", metavar="[CODES]", help=RETRY_HELP)
+    ] = None,
     state_dir: Annotated[
         Path | None, Opt(help="State directory (default: OUTPUT.batchgate beside OUTPUT).")
     ] = None,
@@ -124,11 +130,16 @@ def run_command(
     from batchgate.cli.runtime import setup_logging
 
     setup_logging(log_level)
-    args = RunArgs(
-        input_file, output, errors, state_dir or output.with_name(output.name + ".batchgate"),
-        endpoint, fresh, upstreams.options(), max_attempts, retry_base_delay,
-        tuple(sys.argv[1:]), budget_usd, not upstreams.no_check, allow_failures,
-    )  # fmt: skip
+    try:
+        args = RunArgs(
+            input_file, output, errors, state_dir or output.with_name(output.name + ".batchgate"),
+            endpoint, fresh, upstreams.options(), max_attempts, retry_base_delay,
+            tuple(sys.argv[1:]), budget_usd, not upstreams.no_check, allow_failures,
+            RetryFailed.parse(retry_failed),
+        )  # fmt: skip
+    except BatchgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(Exit.USAGE) from None
     try:
         code = execute(args)
     except BatchgateError as exc:
@@ -155,10 +166,14 @@ def execute(args: RunArgs) -> Exit:
     config = rt.build_config(args.upstreams)
     _check_paths(args)
     if args.check:
-        _refuse_dead_upstreams(config)
+        from batchgate.cli.checks import refuse_unserving
+
+        refuse_unserving(config.upstreams)
     state = RunState(args.state_dir)
+    urls = {u.name: u.url for u in config.upstreams}
     with state.locked():
-        state.adopt(fingerprint(args.input), [u.name for u in config.upstreams], args.fresh)
+        state.adopt(fingerprint(args.input), list(urls), args.fresh, urls)
+        _say_moved(state, urls)
         store, blobs = rt.open_backends(rt.StoreOptions(state.path, None))
         try:
             code, invalid = _run_batch(args, state, store, blobs, config)
@@ -169,9 +184,21 @@ def execute(args: RunArgs) -> Exit:
     return code
 
 
+def _say_moved(state: RunState, urls: dict[str, str]) -> None:
+    """One line per upstream whose URL changed since the last run: allowed (rows name their
+    upstream, not its URL), and said, since the lines left then go somewhere else."""
+    moved = state.moved_upstreams(urls)
+    for name, old, new in moved:
+        which = "upstream" if len(urls) == 1 else f"upstream {name}"
+        typer.echo(f"{which} changed since the last run: {old} -> {new}", err=True)
+
+
 def _check_paths(args: RunArgs) -> None:
     from batchgate.service import ENDPOINTS
 
+    if args.fresh and args.retry is not None:
+        raise ConfigError("--fresh starts over, so --retry-failed would have nothing to retry; "
+                          "pass one of them.")  # fmt: skip
     if args.endpoint is not None and args.endpoint not in ENDPOINTS:
         raise ConfigError(f"--endpoint {args.endpoint!r}: expected one of {', '.join(ENDPOINTS)}.")
     parse_budget_usd(args.budget_usd, "--budget-usd")
@@ -180,22 +207,6 @@ def _check_paths(args: RunArgs) -> None:
         raise ConfigError("INPUT, --output and --errors must each name a different file.")
     for path in paths[1:]:
         path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _refuse_dead_upstreams(config: Config) -> None:
-    """Refuse to start (nothing sent, no state made) when an upstream could not serve a single
-    request: unreachable, or answering 401/403/404 to GET /models. Other answers only warn."""
-    from batchgate.cli.checks import startup_problems
-
-    problems = startup_problems(config.upstreams)
-    for _, line in (p for p in problems if not p[0].blocking):
-        typer.echo(f"warning: {line}", err=True)
-    blocking = [line for got, line in problems if got.blocking]
-    if len(blocking) == 1:
-        raise ConfigError(f"{blocking[0]}\n{_NOT_STARTED}")
-    if blocking:
-        raise ConfigError("\n  ".join([f"{len(blocking)} upstreams cannot serve:", *blocking])
-                          + f"\n{_NOT_STARTED}")  # fmt: skip
 
 
 def _run_batch(
@@ -212,6 +223,9 @@ def _run_batch(
     console = Console(stderr=True)
     store.release_all_leases(time.time())  # our lock: whatever holds a lease is dead
     batch = _find_or_create(Operations(store, blobs, cfg), args)
+    if args.retry is not None:
+        state.check_upstreams([u.name for u in cfg.upstreams])  # before a row moves
+        batch = requeue(store, batch, args.retry, console)
     done_before = int(batch.completed or 0) + int(batch.failed or 0)
     interrupted = False
     if batch.status not in TERMINAL:
@@ -430,6 +444,8 @@ def summary(batch: Batch, tally: Tally, args: RunArgs, elapsed: float, done_befo
     if args.errors is not None:
         lines.append(f"  errors    {args.errors} ({tally.failed} lines)")
     lines.append(f"  state     {args.state_dir} (the same command again rewrites the output)")
+    if tally.failed and batch.status == "completed":
+        lines.append(f"  retry     {retry_command(args.argv)} (sends the failed lines again)")
     return "\n".join(lines)
 
 
