@@ -68,7 +68,7 @@ def test_submit_with_wait_reports_failures_and_exit_status(
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(chat_lines(2) + chat_lines(1, model="fail-x", prefix="bad"))
     result = cli("submit", str(path), "--wait", "--poll", "0.05")
-    _ok(result)  # a completed batch with failed lines is still a completed batch
+    assert result.exit_code == 3, result.output  # completed, with a failed line
     assert "3/3 done, 2 succeeded, 1 failed" in result.stderr
     assert "errors" in result.stderr
 
@@ -79,7 +79,7 @@ def test_an_invalid_file_fails_with_its_located_errors(
     path = tmp_path / "bad.jsonl"
     path.write_bytes(chat_lines(1) + b'{"custom_id": "x"}\n')
     result = cli("submit", str(path), "--wait", "--poll", "0.05")
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # the batch itself failed
     assert "failed" in result.stderr and "line 2" in result.stderr
 
 

@@ -121,7 +121,7 @@ def test_full_run_then_errors_split_then_other_input(procs: Procs, tmp_path: Pat
     out = tmp_path / "out" / "all.jsonl"
 
     done = run(procs, str(src), "-o", str(out), "--upstream", upstream, "--concurrency", "16")
-    assert done.rc == 0, procs.logs()
+    assert done.rc == 3, procs.logs()  # completed, some lines failed
     every = lines(out)
     assert_lines_in_order(every, expected)
     for r in every:
@@ -134,15 +134,16 @@ def test_full_run_then_errors_split_then_other_input(procs: Procs, tmp_path: Pat
     assert "cost      at least $0.000000000 (300 requests on a model with no price)" in done.stdout
     assert not list(out.parent.glob(".*partial")), "a temporary output file was left behind"
 
-    # The same command again sends nothing and writes the same file.
+    # The same command again sends nothing and writes the same file; --allow-failures exits 0.
     before = sim_requests(upstream)
-    assert run(procs, str(src), "-o", str(out), "--upstream", upstream).rc == 0
+    assert run(procs, str(src), "-o", str(out), "--upstream", upstream).rc == 3
+    assert run(procs, str(src), "-o", str(out), "--upstream", upstream, "--allow-failures").rc == 0
     assert sim_requests(upstream) == before
     assert lines(out) == every
 
     good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
     done = run(procs, str(src), "-o", str(good), "--errors", str(bad), "--upstream", upstream)
-    assert done.rc == 0, procs.logs()
+    assert done.rc == 3, procs.logs()
     assert_lines_in_order(lines(good), [c for c in expected if c.startswith("req-")])
     assert_lines_in_order(lines(bad), [c for c in expected if c.startswith("bad-")])
     assert all(r["response"]["status_code"] == 400 for r in lines(bad))
@@ -205,7 +206,7 @@ def test_faults_are_retried_and_every_line_ends_once(procs: Procs, tmp_path: Pat
         procs, str(src), "-o", str(out), "--errors", str(errs), "--upstream", upstream,
         "--concurrency", "16", "--retry-base-delay", "0.01", "--max-attempts", "6",
     )  # fmt: skip
-    assert done.rc == 0, procs.logs()
+    assert done.rc == (3 if lines(errs) else 0), procs.logs()
     good, bad = lines(out), lines(errs)
     ids = [r["custom_id"] for r in good + bad]
     assert sorted(ids) == sorted(f"req-{i}" for i in range(n)), "a line is missing or repeated"
@@ -263,8 +264,8 @@ def test_invalid_input_is_reported_with_lines_and_leaves_nothing(
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     good = chat_lines(3).decode().splitlines(keepends=True)
     src.write_text(good[0] + "{not json\n" + good[1] + '{"custom_id": "x"}\n')
-    done = run(procs, str(src), "-o", str(out), "--upstream", "http://127.0.0.1:9/v1")
-    assert done.rc == 1, procs.logs()
+    done = run(procs, str(src), "-o", str(out), "--upstream", "http://127.0.0.1:9/v1", "--no-check")
+    assert done.rc == 4, procs.logs()  # the batch failed (its validation): nothing was sent
     assert "Line 2" in done.stderr and "invalid_json_line" in done.stderr, done.stderr
     assert "Line 4" in done.stderr, done.stderr
     assert not out.exists()

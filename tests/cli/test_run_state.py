@@ -133,3 +133,22 @@ def test_the_resume_command_is_the_same_command_without_fresh() -> None:
     assert resume_command(argv) == (
         "batchgate run 'my input.jsonl' -o out.jsonl --upstream http://h/v1"
     )
+
+
+def test_a_moved_upstream_is_reported_once_and_remembered(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(chat_lines(1))
+    state = RunState(tmp_path / "s")
+    with state.locked():
+        state.adopt(fingerprint(src), ["a", "b"], fresh=False, urls={"a": "http://x/v1", "b": "u"})
+        assert state.moved_upstreams({"a": "http://x/v1", "b": "u"}) == []
+        assert state.moved_upstreams({"a": "http://y/v1", "b": "u"}) == [
+            ("a", "http://x/v1", "http://y/v1")
+        ]
+        assert state.moved_upstreams({"a": "http://y/v1", "b": "u"}) == []
+        manifest = state.manifest()
+        assert manifest is not None and manifest["upstreams"] == ["a", "b"]
+        # A state from before URLs were kept learns them without a report.
+        state.adopt(fingerprint(src), ["a"], fresh=True)
+        assert state.moved_upstreams({"a": "http://z/v1"}) == []
+        assert state.moved_upstreams({"a": "http://w/v1"}) == [("a", "http://z/v1", "http://w/v1")]

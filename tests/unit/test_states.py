@@ -12,6 +12,8 @@ from batchgate.domain.states import (
     FINISHED_ROWS,
     INITIAL_ROWS,
     OPEN_ROWS,
+    RETRY_BATCH_MOVES,
+    RETRY_ROW_MOVES,
     ROW_TRANSITIONS,
     TERMINAL,
     BatchStatus,
@@ -21,6 +23,7 @@ from batchgate.domain.states import (
     on_cancel,
     on_finalize,
     on_finish,
+    on_retry,
     on_validated,
     on_validation_failed,
     stamp_of,
@@ -67,11 +70,19 @@ def test_a_move_to_one_of_several_states_checks_each_and_takes_the_state_as_a_pa
         row_move_sql(RowState.LEASED, (RowState.SUCCEEDED, RowState.CANCELED), "", "line = ?")
 
 
-def test_the_tables_cover_every_state_and_ended_states_go_nowhere() -> None:
+def test_the_tables_cover_every_state_and_ended_states_go_nowhere_but_to_a_retry() -> None:
     assert set(BATCH_TRANSITIONS) == set(BatchStatus)
     assert set(ROW_TRANSITIONS) == set(RowState)
-    assert all(not BATCH_TRANSITIONS[s] for s in TERMINAL)
-    assert all(not ROW_TRANSITIONS[s] for s in FINISHED_ROWS)
+    assert (
+        {s: BATCH_TRANSITIONS[s] for s in TERMINAL if BATCH_TRANSITIONS[s]}
+        == (RETRY_BATCH_MOVES)
+        == {BatchStatus.COMPLETED: {BatchStatus.IN_PROGRESS}}
+    )
+    assert (
+        {s: ROW_TRANSITIONS[s] for s in FINISHED_ROWS if ROW_TRANSITIONS[s]}
+        == (RETRY_ROW_MOVES)
+        == {RowState.FAILED: {RowState.QUEUED}}
+    )
     assert set(RowState) == OPEN_ROWS | FINISHED_ROWS and not OPEN_ROWS & FINISHED_ROWS
     assert {RowState.QUEUED} | FINISHED_ROWS >= INITIAL_ROWS
     # Every state is reachable from where a batch or a row starts.
@@ -99,6 +110,14 @@ def test_the_rules_pick_only_allowed_moves(current: BatchStatus) -> None:
         if target is not None and target not in BATCH_TRANSITIONS[current]:
             with pytest.raises(InvalidTransition):
                 advance(current, target)
+    # A retry refuses by itself where the table would let a wrong move through (validating
+    # -> in_progress is ingest's move, not a retry's).
+    if current in (BatchStatus.COMPLETED, BatchStatus.IN_PROGRESS):
+        target = on_retry(current)
+        assert target is None or advance(current, target) is target
+    else:
+        with pytest.raises(InvalidTransition):
+            on_retry(current)
 
 
 def test_the_rules_say_what_the_domain_says() -> None:
@@ -113,6 +132,7 @@ def test_the_rules_say_what_the_domain_says() -> None:
     assert on_finish(False)(s.FINALIZING) is s.COMPLETED
     assert on_finish(False)(s.CANCELLING) is s.CANCELLED  # a cancelling batch ends cancelled
     assert stamp_of(s.CANCELLED) == "cancelled_at"
+    assert on_retry(s.COMPLETED) is s.IN_PROGRESS and on_retry(s.IN_PROGRESS) is None
 
 
 def test_no_status_literal_is_typed_into_storage_sql() -> None:

@@ -1,11 +1,12 @@
-"""What several commands share: option types, the first line of a JSONL file, output files that
-appear only once complete, tables."""
+"""What several commands share: exit codes, option types, the first line of a JSONL file, output
+files that appear only once complete, tables."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -14,6 +15,40 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+
+class Exit(IntEnum):
+    """The exit codes of the commands that see a batch end (``run``, ``submit --wait``,
+    ``wait``), in one place so that scripts can tell the outcomes apart; the README's "Exit
+    codes" table says the same."""
+
+    OK = 0  # the batch ended and every line succeeded
+    ERROR = 1  # the server could not be reached or refused the key; ``wait --timeout`` ran out
+    USAGE = 2  # bad arguments, config or state (typer's usage errors too), refused to start
+    LINES_FAILED = 3  # the batch completed, but some lines failed
+    BATCH_ENDED = 4  # the batch itself ended failed (an invalid input), expired or cancelled
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM (``run``: the same command resumes)
+
+
+BATCH_ENDED_BADLY = frozenset({"failed", "expired", "cancelled"})
+
+
+def outcome(status: str, failed_lines: int, *, allow_failures: bool = False) -> Exit:
+    """The exit code of a batch that ended in ``status`` with ``failed_lines`` failed lines.
+    ``allow_failures`` (``--allow-failures``) makes a completed batch with failed lines a 0;
+    a batch that itself failed, expired or was cancelled stays a 4: its results are not all
+    there, which is what a script must not miss."""
+    if status in BATCH_ENDED_BADLY:
+        return Exit.BATCH_ENDED
+    if failed_lines and not allow_failures:
+        return Exit.LINES_FAILED
+    return Exit.OK
+
+
+AllowFailures = Annotated[
+    bool,
+    typer.Option("--allow-failures", help="Exit 0, not 3, when the batch completed with some "
+                 "lines failed (a batch that failed, expired or was cancelled still exits 4)."),
+]  # fmt: skip
 Upstream = Annotated[
     list[str] | None,
     typer.Option("--upstream", help="An OpenAI-compatible upstream: a base URL, e.g. "
@@ -30,6 +65,12 @@ Timeout = Annotated[float, typer.Option("--upstream-timeout", help="Seconds per 
 KeyEnv = Annotated[
     str, typer.Option("--api-key-env", help="Env var holding the upstream's API key.")
 ]
+NoStartCheck = Annotated[
+    bool,
+    typer.Option("--no-check", help="Skip the start-up check that each upstream answers GET "
+                 "/models (run refuses to start when one is unreachable or answers 401, 403 or "
+                 "404; serve and worker only warn)."),
+]  # fmt: skip
 MaxAttempts = Annotated[int, typer.Option(help="Sends per request before it fails.")]
 RetryBase = Annotated[float, typer.Option(help="First retry back-off in seconds (doubles).")]
 MaxLines = Annotated[int | None, typer.Option(help="Max lines per batch file (default 50000).")]

@@ -24,6 +24,7 @@ from batchgate.cli.common import (
     MaxAttempts,
     MaxFileMb,
     MaxLines,
+    NoStartCheck,
     RetryBase,
     Rpm,
     Timeout,
@@ -54,6 +55,7 @@ class UpstreamFlags:
     api_key_env: KeyEnv = "BATCHGATE_UPSTREAM_API_KEY"
     max_lines: MaxLines = None
     max_file_mb: MaxFileMb = None
+    no_check: NoStartCheck = False
 
     def options(self) -> UpstreamOptions:
         from batchgate.cli.runtime import UpstreamOptions
@@ -84,6 +86,7 @@ class EngineFlags:
             self.upstreams.options(), rt.StoreOptions(self.data_dir, self.database_url),
             lease_ttl=self.lease_ttl, max_attempts=self.max_attempts,
             retry_base_delay=self.retry_base_delay, log_level=self.log_level,
+            check=not self.upstreams.no_check,
         )  # fmt: skip
 
 

@@ -1,20 +1,19 @@
 """``batchgate providers``: list the configured providers and check each one answers.
 
-The check is ``GET {url}/models`` with the provider's own auth headers (Bearer for OpenAI-
-compatible servers, x-api-key + anthropic-version for Anthropic), its TLS settings and proxy.
-Keys are read from their environment variables (by ``build_config``, at the edge) to send,
-never printed: the listing says only whether each is set. The client column names the HTTP
-client batch requests use, and the proxy they go through.
+The check is ``GET {url}/models`` with the provider's own auth headers, TLS settings and proxy
+(``cli/checks.py``: the same check ``serve``, ``worker`` and ``run`` make at start), every
+provider at once. Keys are read from their environment variables (by ``build_config``, at the
+edge) to send, never printed: the listing says only whether each is set. The client column
+names the HTTP client batch requests use, and the proxy they go through.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
-import httpx
 import typer
 
+from batchgate.cli.checks import Check, check, check_all, problem_line
 from batchgate.cli.common import (
     Concurrency,
     ConfigFile,
@@ -38,38 +37,6 @@ HEADER = [
     "name", "kind", "url", "client", "key", "concurrency", "rpm", "tpm", "models", "prices",
     "check",
 ]  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    ok: bool
-    detail: str  # "ok", "HTTP 401", "unreachable: <reason>"
-
-
-def check(upstream: UpstreamConfig, timeout: float) -> Check:
-    """Whether ``upstream`` answers ``GET {url}/models`` with a 2xx."""
-    from batchgate.providers import AnthropicProvider, OpenAIProvider
-    from batchgate.providers.http import USER_AGENT, HttpProvider, tls_context
-
-    kinds: dict[str, type[HttpProvider]] = {
-        "openai": OpenAIProvider, "anthropic": AnthropicProvider,
-    }  # fmt: skip
-    headers = {"User-Agent": USER_AGENT, **kinds[upstream.kind](upstream).auth_headers(upstream)}
-    try:
-        resp = httpx.get(
-            f"{upstream.url}/models", headers=headers, timeout=timeout,
-            verify=tls_context(upstream) or True, proxy=upstream.proxy,
-            trust_env=False,  # the proxy was resolved from the environment already
-        )  # fmt: skip
-    except httpx.HTTPError as exc:
-        return Check(False, f"unreachable: {_reason(exc)}")
-    if resp.is_success:
-        return Check(True, "ok")
-    return Check(False, f"HTTP {resp.status_code}")
-
-
-def _reason(exc: httpx.HTTPError) -> str:
-    return str(exc) or type(exc).__name__
 
 
 def _key(upstream: UpstreamConfig) -> str:
@@ -134,11 +101,14 @@ def providers(
     except BatchgateError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
-    checks = None if no_check else {u.name: check(u, check_timeout) for u in cfg.upstreams}
+    checks = None if no_check else check_all(cfg.upstreams, check_timeout)
     print_table(HEADER, rows(cfg, checks))
     if checks is not None and not all(c.ok for c in checks.values()):
         bad = ", ".join(name for name, c in checks.items() if not c.ok)
         typer.echo(f"error: not reachable: {bad}", err=True)
+        for u in cfg.upstreams:
+            if not checks[u.name].ok:
+                typer.echo(f"  {problem_line(u, checks[u.name])}", err=True)
         raise typer.Exit(1)
 
 

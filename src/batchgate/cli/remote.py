@@ -15,7 +15,14 @@ import orjson
 import typer
 from rich.console import Console
 
-from batchgate.cli.common import atomic_file, first_object, print_table
+from batchgate.cli.common import (
+    AllowFailures,
+    Exit,
+    atomic_file,
+    first_object,
+    outcome,
+    print_table,
+)
 from batchgate.cli.progress import ProgressView, Snapshot
 from batchgate.client import Client
 from batchgate.client.errors import (
@@ -66,7 +73,7 @@ def _session(url: str, api_key: str | None) -> Iterator[Client]:
             yield client
     except BatchgateClientError as exc:
         typer.echo(f"error: {explain(exc, url)}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(Exit.ERROR) from None
 
 
 def explain(exc: BatchgateClientError, url: str) -> str:
@@ -104,18 +111,33 @@ def _snapshot(batch: AnyBatch) -> Snapshot:
 
 
 def _watch(client: Client, batch_id: str, poll: float, timeout: float | None) -> AnyBatch:
-    with ProgressView(batch_id) as view:
-        batch: AnyBatch = _resource(client, batch_id).wait_for(
-            batch_id, poll_interval=poll, timeout=timeout,
-            on_progress=lambda b: view.update(_snapshot(b)),
-        )  # fmt: skip
+    """Poll until the batch ends, showing progress. Ctrl-C stops the waiting, not the batch:
+    exit 130 with the command that waits again."""
+    try:
+        with ProgressView(batch_id) as view:
+            batch: AnyBatch = _resource(client, batch_id).wait_for(
+                batch_id, poll_interval=poll, timeout=timeout,
+                on_progress=lambda b: view.update(_snapshot(b)),
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        typer.echo(f"\nInterrupted; the batch runs on. Wait again with:\n  batchgate wait "
+                   f"{batch_id}", err=True)  # fmt: skip
+        raise typer.Exit(Exit.INTERRUPTED) from None
     return batch
 
 
-def _ended_well(batch: AnyBatch) -> bool:
-    return batch.processing_status == "ended" if isinstance(batch, MessageBatch) else (
-        batch.status == "completed"
-    )  # fmt: skip
+def exit_code(batch: AnyBatch, allow_failures: bool = False) -> Exit:
+    """The exit code of an ended batch (``common.Exit``). A Message Batch only says "ended":
+    one whose cancel was asked counts as cancelled, one with expired requests as expired."""
+    if isinstance(batch, MessageBatch):
+        rc = batch.request_counts
+        status = "completed"
+        if batch.cancel_initiated_at is not None:
+            status = "cancelled"
+        elif rc.expired:
+            status = "expired"
+        return outcome(status, rc.errored + rc.canceled, allow_failures=allow_failures)
+    return outcome(batch.status or "", batch.counts.failed, allow_failures=allow_failures)
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -139,10 +161,13 @@ def submit(
         typer.Option(help="Spend at most this many USD: once reached, the requests not yet "
                      "sent end with budget_exceeded."),
     ] = None,
-    wait_: Annotated[bool, typer.Option("--wait", help="Show progress until it ends.")] = False,
+    wait_: Annotated[
+        bool, typer.Option("--wait", help="Show progress until it ends; exit as `wait` does.")
+    ] = False,
     poll: Poll = 2.0,
     url: Url = DEFAULT_URL,
     api_key: Key = None,
+    allow_failures: AllowFailures = False,
 ) -> None:  # fmt: skip
     """Upload FILE and create a batch from it; prints the batch id."""
     first = first_object(file)
@@ -157,13 +182,15 @@ def submit(
             )
         typer.echo(batch.id)
         if wait_:
-            _finish(_watch(client, batch.id, poll, None))
+            _finish(_watch(client, batch.id, poll, None), allow_failures)
 
 
-def _finish(batch: AnyBatch) -> None:
+def _finish(batch: AnyBatch, allow_failures: bool = False) -> None:
+    """Describe the ended batch on stderr and exit with its code (0 stays a normal return)."""
     _describe(batch, Console(stderr=True))
-    if not _ended_well(batch):
-        raise typer.Exit(1)
+    code = exit_code(batch, allow_failures)
+    if code != Exit.OK:
+        raise typer.Exit(code)
 
 
 def status(
@@ -222,11 +249,15 @@ def wait(
     poll: Poll = 2.0,
     url: Url = DEFAULT_URL,
     api_key: Key = None,
+    allow_failures: AllowFailures = False,
 ) -> None:
-    """Wait for a batch to end, with progress; exit 1 unless it completed."""
+    """Wait for a batch to end, with progress; the exit code says how it ended.
+
+    0: every line succeeded; 3: some lines failed; 4: the batch failed, expired or was
+    cancelled; 1: the timeout ran out first; 130: interrupted (the batch runs on)."""
     with _session(url, api_key) as client:
         batch = _watch(client, batch_id, poll, timeout)
-    _finish(batch)
+    _finish(batch, allow_failures)
 
 
 def results(

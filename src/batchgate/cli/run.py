@@ -25,8 +25,19 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
-from batchgate.cli.common import LogLevel, MaxAttempts, RetryBase, atomic_file, first_object
+from batchgate.cli.common import (
+    AllowFailures,
+    Exit,
+    LogLevel,
+    MaxAttempts,
+    RetryBase,
+    atomic_file,
+    first_object,
+    outcome,
+)
 from batchgate.cli.options import UpstreamFlags, with_groups
+from batchgate.cli.runretry import HELP as RETRY_HELP
+from batchgate.cli.runretry import RetryFailed, RunCommand, requeue, retry_command
 from batchgate.cli.runstate import RunState, fingerprint
 from batchgate.domain.budget import budget_object, parse_budget_usd
 from batchgate.domain.cost import usd
@@ -44,7 +55,6 @@ if TYPE_CHECKING:
     from batchgate.storage.blobs import BlobStore
     from batchgate.storage.sql import SqlStore as Store
 
-EXIT_OK, EXIT_INVALID_INPUT, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 WINDOW = "168h"  # the longest window the service takes: a local run should not expire midway
 POLL_S = 0.5
@@ -54,10 +64,12 @@ RUN_HELP = """Run one OpenAI batch file (JSONL) against an upstream on this mach
 
 OUTPUT gets one line per input line, in input order, in the OpenAI batch output format (with
 --errors, failed lines go to that file instead). State is kept beside OUTPUT: run the same
-command again to resume after a crash or Ctrl-C; --fresh starts over.
+command again to resume after a crash or Ctrl-C; --retry-failed sends the failed lines again,
+keeping the others; --fresh starts over.
 
-Exit status: 0 done (some lines may be errors: see the summary), 1 invalid input file,
-2 bad options or state in use, 130 interrupted (resume by running the same command again).
+Exit status: 0 every line succeeded, 3 some lines failed (0 with --allow-failures), 4 the
+batch failed (an invalid input file: nothing was sent) or expired, 2 bad options, config or
+state, 130 interrupted (resume by running the same command again).
 """
 
 
@@ -74,11 +86,14 @@ class RunArgs:
     retry_base_delay: float
     argv: tuple[str, ...]  # as typed, for the resume hint
     budget_usd: str | None = None
+    check: bool = True  # the upstreams' start-up check (--no-check: off)
+    allow_failures: bool = False
+    retry: RetryFailed | None = None  # --retry-failed [CODES]
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``run`` command to ``app``."""
-    app.command("run", help=RUN_HELP)(with_groups(run_command))
+    app.command("run", help=RUN_HELP, cls=RunCommand)(with_groups(run_command))
 
 
 def run_command(
@@ -103,27 +118,36 @@ def run_command(
             "sent end with budget_exceeded."),
     ] = None,
     fresh: Annotated[bool, Opt("--fresh", help="Discard earlier state and start over.")] = False,
+    retry_failed: Annotated[
+        str | None, Opt("--retry-failed", metavar="[CODES]", help=RETRY_HELP)
+    ] = None,
     state_dir: Annotated[
         Path | None, Opt(help="State directory (default: OUTPUT.batchgate beside OUTPUT).")
     ] = None,
+    allow_failures: AllowFailures = False,
     log_level: LogLevel = "warning",
 ) -> None:  # fmt: skip
     from batchgate.cli.runtime import setup_logging
 
     setup_logging(log_level)
-    args = RunArgs(
-        input_file, output, errors, state_dir or output.with_name(output.name + ".batchgate"),
-        endpoint, fresh, upstreams.options(), max_attempts, retry_base_delay,
-        tuple(sys.argv[1:]), budget_usd,
-    )  # fmt: skip
+    try:
+        args = RunArgs(
+            input_file, output, errors, state_dir or output.with_name(output.name + ".batchgate"),
+            endpoint, fresh, upstreams.options(), max_attempts, retry_base_delay,
+            tuple(sys.argv[1:]), budget_usd, not upstreams.no_check, allow_failures,
+            RetryFailed.parse(retry_failed),
+        )  # fmt: skip
+    except BatchgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(Exit.USAGE) from None
     try:
         code = execute(args)
     except BatchgateError as exc:
         typer.echo(f"error: {exc.message}", err=True)
-        code = EXIT_REFUSED
+        code = Exit.USAGE
     except KeyboardInterrupt:
         typer.echo(f"\nInterrupted. Resume with:\n  {resume_command(args.argv)}", err=True)
-        code = EXIT_INTERRUPTED
+        code = Exit.INTERRUPTED
     raise typer.Exit(code)
 
 
@@ -135,28 +159,46 @@ def resume_command(argv: tuple[str, ...]) -> str:
 # -- the run ---------------------------------------------------------------------------------------
 
 
-def execute(args: RunArgs) -> int:
+def execute(args: RunArgs) -> Exit:
     """Run (or resume) the batch of ``args``; the exit status."""
     from batchgate.cli import runtime as rt
 
     config = rt.build_config(args.upstreams)
     _check_paths(args)
+    if args.check:
+        from batchgate.cli.checks import refuse_unserving
+
+        refuse_unserving(config.upstreams)
     state = RunState(args.state_dir)
+    urls = {u.name: u.url for u in config.upstreams}
     with state.locked():
-        state.adopt(fingerprint(args.input), [u.name for u in config.upstreams], args.fresh)
+        state.adopt(fingerprint(args.input), list(urls), args.fresh, urls)
+        _say_moved(state, urls)
         store, blobs = rt.open_backends(rt.StoreOptions(state.path, None))
         try:
-            code = _run_batch(args, state, store, blobs, config)
+            code, invalid = _run_batch(args, state, store, blobs, config)
         finally:
             store.close()
-        if code == EXIT_INVALID_INPUT:
+        if invalid:
             state.remove()  # nothing was sent: a corrected file must not need --fresh
     return code
+
+
+def _say_moved(state: RunState, urls: dict[str, str]) -> None:
+    """One line per upstream whose URL changed since the last run: allowed (rows name their
+    upstream, not its URL), and said, since the lines left then go somewhere else."""
+    moved = state.moved_upstreams(urls)
+    for name, old, new in moved:
+        which = "upstream" if len(urls) == 1 else f"upstream {name}"
+        typer.echo(f"{which} changed since the last run: {old} -> {new}", err=True)
 
 
 def _check_paths(args: RunArgs) -> None:
     from batchgate.service import ENDPOINTS
 
+    if args.fresh and args.retry is not None:
+        raise ConfigError("--fresh starts over, so --retry-failed would have nothing to retry; "
+                          "pass one of them.")  # fmt: skip
     if args.endpoint is not None and args.endpoint not in ENDPOINTS:
         raise ConfigError(f"--endpoint {args.endpoint!r}: expected one of {', '.join(ENDPOINTS)}.")
     parse_budget_usd(args.budget_usd, "--budget-usd")
@@ -167,7 +209,11 @@ def _check_paths(args: RunArgs) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _run_batch(args: RunArgs, state: RunState, store: Store, blobs: BlobStore, cfg: Config) -> int:
+def _run_batch(
+    args: RunArgs, state: RunState, store: Store, blobs: BlobStore, cfg: Config
+) -> tuple[Exit, bool]:
+    """Drive the state's batch to its end and write the results; the exit code, and whether
+    the input was invalid (the batch failed validation: nothing was sent)."""
     from rich.console import Console
 
     from batchgate.domain.states import TERMINAL
@@ -177,6 +223,9 @@ def _run_batch(args: RunArgs, state: RunState, store: Store, blobs: BlobStore, c
     console = Console(stderr=True)
     store.release_all_leases(time.time())  # our lock: whatever holds a lease is dead
     batch = _find_or_create(Operations(store, blobs, cfg), args)
+    if args.retry is not None:
+        state.check_upstreams([u.name for u in cfg.upstreams])  # before a row moves
+        batch = requeue(store, batch, args.retry, console)
     done_before = int(batch.completed or 0) + int(batch.failed or 0)
     interrupted = False
     if batch.status not in TERMINAL:
@@ -185,14 +234,14 @@ def _run_batch(args: RunArgs, state: RunState, store: Store, blobs: BlobStore, c
     batch = store.get_batch(batch.id) or batch
     if interrupted and batch.status not in TERMINAL:
         _report_interrupted(console, batch, args)
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED, False
     if batch.status == "failed":
         _report_invalid(console, batch, args.input)
-        return EXIT_INVALID_INPUT
+        return outcome(batch.status, 0), True
     tally = write_results(store, batch.id, args.output, args.errors)
     elapsed = time.monotonic() - started
     typer.echo(summary(batch, tally, args, elapsed, done_before))
-    return EXIT_OK
+    return outcome(batch.status, tally.failed, allow_failures=args.allow_failures), False
 
 
 def _worker_options(args: RunArgs) -> WorkerOptions:
@@ -272,7 +321,7 @@ async def _work(
 
     def on_signal(sig: int) -> None:
         if signals:  # a second Ctrl-C: quit at once; the store is durable and the lock dies too
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(Exit.INTERRUPTED)
         signals.append(sig)
         view.console.print(
             "Stopping: handing back unsent requests (Ctrl-C again to quit now)...",
@@ -395,6 +444,8 @@ def summary(batch: Batch, tally: Tally, args: RunArgs, elapsed: float, done_befo
     if args.errors is not None:
         lines.append(f"  errors    {args.errors} ({tally.failed} lines)")
     lines.append(f"  state     {args.state_dir} (the same command again rewrites the output)")
+    if tally.failed and batch.status == "completed":
+        lines.append(f"  retry     {retry_command(args.argv)} (sends the failed lines again)")
     return "\n".join(lines)
 
 

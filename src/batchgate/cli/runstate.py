@@ -1,5 +1,6 @@
 """The private state directory of a ``batchgate run``: the store and blobs, ``run.json`` (the
-input's size and hash, the upstreams its rows were routed to) and ``lock``, held for the run."""
+input's size and hash, the upstreams its rows were routed to and their URLs) and ``lock``, held
+for the run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,12 @@ def fingerprint(path: Path) -> dict[str, Any]:
 
 class RunState:
     """A run's private directory: the store and blobs, ``run.json`` (the input's size and
-    hash, the upstreams its rows were routed to) and ``lock``, held for the whole run."""
+    hash, the upstreams its rows were routed to and their URLs) and ``lock``, held for the
+    whole run.
+
+    Rows name their upstream, so a resumed run must have the same names; the URL behind a
+    name may change (the server moved, or the first run's upstream was down and a retry
+    goes elsewhere), which ``moved_upstreams`` says out loud."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -64,9 +70,13 @@ class RunState:
             return None
         return doc
 
-    def adopt(self, fingerprint: dict[str, Any], upstreams: list[str], fresh: bool) -> None:
+    def adopt(
+        self, fingerprint: dict[str, Any], upstreams: list[str], fresh: bool,
+        urls: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
         """Take the directory for a run of this input, or refuse: it is someone else's,
-        or it holds a run of another input (unless ``fresh``: then that run is discarded)."""
+        or it holds a run of another input (unless ``fresh``: then that run is discarded).
+        ``urls``: each upstream's URL by name, kept for ``moved_upstreams``."""
         manifest = self.manifest()
         names = {n for n in os.listdir(self.path) if not n.startswith(f".{MANIFEST}")}
         if manifest is None and names - {"lock"}:
@@ -78,7 +88,8 @@ class RunState:
             self.discard()
             manifest = None
         if manifest is None:
-            self._write_manifest({"input": fingerprint, "upstreams": sorted(upstreams)})
+            doc = {"input": fingerprint, "upstreams": sorted(upstreams), "urls": dict(urls or {})}
+            self._write_manifest(doc)
             return
         old = manifest["input"]
         if (old["bytes"], old["sha256"]) != (fingerprint["bytes"], fingerprint["sha256"]):
@@ -99,6 +110,18 @@ class RunState:
                 f"the config no longer has (it has {', '.join(names)}); resume with the same "
                 "upstream names, or pass --fresh to start over."
             )
+
+    def moved_upstreams(self, urls: Mapping[str, str]) -> list[tuple[str, str, str]]:
+        """(name, old URL, new URL) of each upstream whose URL differs from the one the last
+        run used; the manifest then keeps the new ones (the next run compares with these)."""
+        manifest = self.manifest()
+        if manifest is None:
+            return []
+        known: dict[str, str] = manifest.get("urls", {})
+        moved = [(n, known[n], u) for n, u in urls.items() if n in known and known[n] != u]
+        if moved or set(urls) - set(known):
+            self._write_manifest({**manifest, "urls": {**known, **urls}})
+        return moved
 
     def _write_manifest(self, doc: dict[str, Any]) -> None:
         tmp = self.path / f".{MANIFEST}.tmp"

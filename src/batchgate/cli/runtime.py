@@ -103,6 +103,14 @@ def build_config(opts: UpstreamOptions) -> Config:
     return from_environment(config)
 
 
+def warn_upstreams(config: Config) -> None:
+    """One ``warning:`` line on stderr per upstream that does not answer GET /models."""
+    from batchgate.cli.checks import startup_problems
+
+    for _, line in startup_problems(config.upstreams):
+        typer.echo(f"warning: {line}", err=True)
+
+
 def worker_options(
     *, lease_ttl: float, max_attempts: int, retry_base_delay: float, poll_interval: float
 ) -> WorkerOptions:
@@ -112,11 +120,15 @@ def worker_options(
 
 def prepare(
     upstreams: UpstreamOptions, stores: StoreOptions, *, lease_ttl: float, max_attempts: int,
-    retry_base_delay: float, log_level: str,
+    retry_base_delay: float, log_level: str, check: bool = True,
 ) -> tuple[Config, SqlStore, BlobStore, WorkerOptions]:  # fmt: skip
-    """Everything ``serve`` and ``worker`` share: logging, config, backends, worker options."""
+    """Everything ``serve`` and ``worker`` share: logging, config, the upstreams' start-up
+    check (``check``: a warning per problem, and on: a server may start before its upstream),
+    backends, worker options."""
     setup_logging(log_level)
     config = build_config(upstreams)
+    if check:
+        warn_upstreams(config)
     store, blobs = open_backends(stores)
     opts = worker_options(
         lease_ttl=lease_ttl, max_attempts=max_attempts, retry_base_delay=retry_base_delay,

@@ -18,6 +18,8 @@ __all__ = [
     "FINISHED_ROWS",
     "INITIAL_ROWS",
     "OPEN_ROWS",
+    "RETRY_BATCH_MOVES",
+    "RETRY_ROW_MOVES",
     "ROW_TRANSITIONS",
     "TERMINAL",
     "BatchStatus",
@@ -28,6 +30,7 @@ __all__ = [
     "on_cancel",
     "on_finalize",
     "on_finish",
+    "on_retry",
     "on_validated",
     "on_validation_failed",
     "stamp_of",
@@ -57,9 +60,16 @@ BATCH_TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
     _S.FINALIZING: frozenset({_S.COMPLETED, _S.EXPIRED, _S.CANCELLING}),
     _S.CANCELLING: frozenset({_S.CANCELLED}),
     _S.FAILED: frozenset(),
-    _S.COMPLETED: frozenset(),
+    # ended, but its failed rows may be sent again: a retry reopens it (``on_retry``)
+    _S.COMPLETED: frozenset({_S.IN_PROGRESS}),
     _S.EXPIRED: frozenset(),
     _S.CANCELLED: frozenset(),
+}
+# The only moves out of an ended batch status or a finished row state: a retry of a completed
+# batch's failed rows (``Store.requeue_failed``, ``batchgate run --retry-failed``), which
+# queues them again and reopens the batch so that it is sent and finalized once more.
+RETRY_BATCH_MOVES: dict[BatchStatus, frozenset[BatchStatus]] = {
+    _S.COMPLETED: frozenset({_S.IN_PROGRESS})
 }
 
 
@@ -121,6 +131,18 @@ def on_finish(expired: bool) -> Rule:
     return rule
 
 
+def on_retry(current: BatchStatus) -> BatchStatus | None:
+    """Failed rows are queued again: a completed batch reopens (``in_progress``: it is sent
+    and finalized again); a running one stays running (its new queued rows join it). Any
+    other status refuses: a validating or finalizing batch is mid-step, and an expired,
+    cancelled or failed one cannot run again (InvalidTransition, nothing changed)."""
+    if current == _S.COMPLETED:
+        return _S.IN_PROGRESS
+    if current == _S.IN_PROGRESS:
+        return None
+    raise InvalidTransition(current.value, _S.IN_PROGRESS.value)
+
+
 class RowState(StrEnum):
     """The state of one request row."""
 
@@ -144,10 +166,12 @@ ROW_TRANSITIONS: dict[RowState, frozenset[RowState]] = {
     # answered, failed for good, or queued again (a retry, a release, a dead worker's reclaim)
     _R.LEASED: frozenset({_R.SUCCEEDED, _R.FAILED, _R.QUEUED}),
     _R.SUCCEEDED: frozenset(),
-    _R.FAILED: frozenset(),
+    # queued again by a retry of its batch's failed rows (RETRY_ROW_MOVES)
+    _R.FAILED: frozenset({_R.QUEUED}),
     _R.CANCELED: frozenset(),
     _R.EXPIRED: frozenset(),
 }
+RETRY_ROW_MOVES: dict[RowState, frozenset[RowState]] = {_R.FAILED: frozenset({_R.QUEUED})}
 
 
 def advance_row(current: str, target: str) -> RowState:

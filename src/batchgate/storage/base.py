@@ -56,6 +56,7 @@ class Store(Protocol):
         self, batch_id: str, rule: Rule, *, now: int, token: str | None = None,
         tenant: str | None = None, values: Mapping[str, Any] | None = None,
         new_files: Sequence[FileRecord] = (), drop_rows: bool = False, keep_claim: bool = False,
+        rows_step: Callable[[Any], Mapping[str, Any]] | None = None,
     ) -> BatchStatus | None: ...  # fmt: skip
     def claim_batch(
         self, statuses: Sequence[BatchStatus], token: str, now: float, ttl: float
@@ -82,6 +83,11 @@ class Store(Protocol):
     def end_queued_rows(
         self, batch_id: str, code: str, now: float, message: str | None = None
     ) -> int: ...
+    def failed_codes(self, batch_id: str) -> dict[str, int]: ...
+    def requeue_failed(
+        self, batch_id: str, *, now: int, codes: Collection[str] | None = None,
+        expires_at: int | None = None,
+    ) -> int: ...  # fmt: skip
     def iter_finished_rows(self, batch_id: str, *, chunk: int = 2000) -> Iterator[FinishedRow]: ...
     def rows_after(
         self, batch_id: str, after: int, limit: int, *, finished_only: bool = False

@@ -6,7 +6,7 @@ time validates or finalizes a batch; which batches a sweep must end rows of.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,9 @@ _S = BatchStatus
 # cancelled result): it is claimed for validation too, once.
 _NEVER_READ = f"(status = {lit(_S.CANCELLING)} AND in_progress_at IS NULL AND failed_at IS NULL)"
 _FINALIZABLE = lits([_S.IN_PROGRESS, _S.CANCELLING, _S.FINALIZING])
+RowsStep = Callable[[Connection], Mapping[str, Any]]
+"""A change of a batch's rows inside ``advance_batch``'s transaction; returns the batch's
+column values that go with it (counters, as SQL expressions or values)."""
 
 
 class BatchRecords:
@@ -107,15 +110,17 @@ class BatchRecords:
         new_files: Sequence[FileRecord] = (),
         drop_rows: bool = False,
         keep_claim: bool = False,
+        rows_step: RowsStep | None = None,
     ) -> BatchStatus | None:
         """Every batch state change: read the status (under the claim ``token`` when given,
         within ``tenant`` when given, locked on PostgreSQL), let ``rule`` pick the move, check
         it against the transition table (an illegal move raises InvalidTransition), stamp
-        ``<status>_at``, and write it with ``values``, ``new_files`` and, with ``drop_rows``,
-        the removal of the batch's request rows, all in one transaction. With a token, the
-        claim is released unless ``keep_claim`` (the step is not the claim's last). The
-        status after the move; None when the batch is not there (or the claim was lost):
-        nothing changed."""
+        ``<status>_at``, and write it with ``values``, ``new_files``, with ``drop_rows`` the
+        removal of the batch's request rows, and with ``rows_step`` a change of its rows run
+        once the move is checked (its returned column values are written too), all in one
+        transaction. With a token, the claim is released unless ``keep_claim`` (the step is
+        not the claim's last). The status after the move; None when the batch is not there
+        (or the claim was lost): nothing changed."""
         with self.write() as conn:
             current = self._status(conn, batch_id, token, tenant)
             if current is None:
@@ -128,6 +133,8 @@ class BatchRecords:
                 changes.update(claim_token=None, claim_expires_at=None)
             if drop_rows:
                 drop_batch_rows(conn, batch_id)
+            if rows_step is not None:
+                changes.update(rows_step(conn))
             for f in new_files:
                 conn.execute(insert(files).values(**dataclasses.asdict(f)))
             if changes:

@@ -30,6 +30,7 @@ from batchgate.storage.files import FileRecords
 from batchgate.storage.health import HealthRecords
 from batchgate.storage.keys import KeyRecords
 from batchgate.storage.leases import LeaseRecords
+from batchgate.storage.requeue import RequeueRecords
 from batchgate.storage.rows import RowRecords
 from batchgate.storage.usage import UsageRecords
 
@@ -66,13 +67,13 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 
 
 class SqlStore(
-    BatchRecords, RowRecords, FileRecords, LeaseRecords, BudgetRecords, KeyRecords, UsageRecords,
-    HealthRecords,
+    BatchRecords, RowRecords, RequeueRecords, FileRecords, LeaseRecords, BudgetRecords,
+    KeyRecords, UsageRecords, HealthRecords,
 ):  # fmt: skip
-    """Batches (``batches.py``), their rows (``rows.py``), files (``files.py``), leasing
-    (``leases.py``), budgets (``budgets.py``), API keys (``keys.py``), usage (``usage.py``)
-    and upstream health (``health.py``) in one SQL database; this class holds the engines and
-    the thread pool they run on."""
+    """Batches (``batches.py``), their rows (``rows.py``) and the retry of failed ones
+    (``requeue.py``), files (``files.py``), leasing (``leases.py``), budgets (``budgets.py``),
+    API keys (``keys.py``), usage (``usage.py``) and upstream health (``health.py``) in one SQL
+    database; this class holds the engines and the thread pool they run on."""
 
     def __init__(self, url: str, *, threads: int = 8) -> None:
         self.url = normalize_url(url)
