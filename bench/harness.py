@@ -94,13 +94,15 @@ def pin_self(core: int) -> None:
 
 
 def start_pinned(
-    cmd: Sequence[str], core: int, *, stdout: int | None = subprocess.DEVNULL
-) -> subprocess.Popen[bytes]:
+    cmd: Sequence[str], core: int, *, stdout: int | None = subprocess.DEVNULL,
+    stderr: int | None = None,
+) -> subprocess.Popen[bytes]:  # fmt: skip
     """``taskset -c CORE cmd…`` in a new session (its own process group, so ``stop`` can end
     it and anything it started). ``taskset`` execs, so the pid is the command's."""
     return subprocess.Popen(
         ["taskset", "-c", str(core), *cmd],
         stdout=stdout,
+        stderr=stderr,
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )
@@ -184,11 +186,16 @@ def wait_ready(url: str, proc: subprocess.Popen[Any], what: str, timeout: float 
 
 
 def start_simulator(
-    procs: Processes, latency_ms: float, core: int
-) -> tuple[subprocess.Popen[Any], str]:
-    """``batchgate simulate`` pinned to ``core``; returns it and its ``…/v1`` base URL."""
-    port = free_port()
-    cmd = [BATCHGATE, "simulate", "--port", str(port), "--latency-ms", f"{latency_ms:g}"]
+    procs: Processes, latency_ms: float, core: int, *, extra: Sequence[str] = (),
+    port: int | None = None,
+) -> tuple[subprocess.Popen[Any], str]:  # fmt: skip
+    """``batchgate simulate`` pinned to ``core`` (``extra``: more of its flags, e.g. faults;
+    ``port``: a given one, e.g. to restart on the same address); returns it and its ``…/v1``
+    base URL once ``/health`` answers."""
+    port = port or free_port()
+    cmd = [
+        BATCHGATE, "simulate", "--port", str(port), "--latency-ms", f"{latency_ms:g}", *extra,
+    ]  # fmt: skip
     proc = procs.add(start_pinned(cmd, core))
     base = f"http://127.0.0.1:{port}"
     wait_ready(f"{base}/health", proc, "batchgate simulate")
