@@ -49,3 +49,31 @@ def test_the_lane_waits_out_a_pause() -> None:
     asyncio.run(lane.admit(row))
     assert time.monotonic() - started >= 0.25
     assert lane.paused_until <= time.monotonic()  # the pause is over: no further wait
+
+
+def test_the_first_send_goes_alone_until_answered() -> None:
+    """The rest of a lane waits for its first answer (its rate headers say what may follow)."""
+    up = UpstreamConfig("o", "http://127.0.0.1:9/v1")
+    lane = Lane(up, AnthropicProvider(UP))
+    row = LeasedRow("b", 1, "c", "o", b"{}", 5, 1, "t")
+
+    async def main() -> list[str]:
+        order: list[str] = []
+
+        async def first() -> None:
+            await lane.admit(row)
+            order.append("first admitted")
+            await asyncio.sleep(0.2)
+            order.append("first answered")
+            lane.observe(Attempt(200))
+
+        async def second() -> None:
+            await asyncio.sleep(0.01)
+            await lane.admit(row)
+            order.append("second admitted")
+
+        await asyncio.gather(first(), second())
+        await lane.admit(row)  # answered once: no more waiting
+        return order
+
+    assert asyncio.run(main()) == ["first admitted", "first answered", "second admitted"]

@@ -25,6 +25,7 @@ from batchgate.storage.types import LeasedRow
 _PER_REQUEST = ("requests",)
 _PER_TOKEN = ("tokens", "input-tokens")
 _RECHECK = 0.25  # seconds: how long a wait for an announced budget sleeps before looking again
+FIRST_ALONE = 2.0  # seconds the rest of a lane waits for the answer to its first send, at most
 
 
 class Lane:
@@ -47,6 +48,8 @@ class Lane:
         self.circuit = Circuit()
         self._closed = asyncio.Event()
         self._closed.set()
+        self._answered = asyncio.Event()  # the upstream answered this lane once
+        self._first_out = False
         self.in_flight = 0
         self.tokens_in_flight = 0  # the token estimates of the rows in flight
         self.paused_until = 0.0  # the upstream's own rate headers said a budget is spent
@@ -87,7 +90,16 @@ class Lane:
 
     async def admit(self, row: LeasedRow) -> None:
         """Wait until the RPM and TPM budgets (configured, and as the upstream announces them)
-        and any upstream-announced pause allow it."""
+        and any upstream-announced pause allow it. The lane's very first send goes alone (for
+        at most ``FIRST_ALONE`` seconds): its answer's rate headers, if the upstream sends
+        any, say how much may follow, so a tight budget is not overrun by a full first round
+        sent blind."""
+        if not self._answered.is_set():
+            if self._first_out:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FIRST_ALONE):
+                        await self._answered.wait()
+            self._first_out = True
         wait = self.paused_until - time.monotonic()
         if not self.rpm.unlimited:
             wait = max(wait, self.rpm.reserve(1))
@@ -107,6 +119,7 @@ class Lane:
     def observe(self, attempt: Attempt, *, probe: bool = False) -> Change | None:
         """Feed one answer back into the limits; the circuit's change, if it made one."""
         status = attempt.status
+        self._answered.set()
         if attempt.pause:
             self.paused_until = max(self.paused_until, time.monotonic() + attempt.pause)
         for budget in attempt.budgets:

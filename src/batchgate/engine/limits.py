@@ -44,6 +44,9 @@ from batchgate.providers.base import Budget
 __all__ = ["AdaptiveLimit", "Budget", "HeaderBudget", "RunnerBackoff", "TokenBucket"]
 
 Clock = Callable[[], float]
+# A spent announced budget whose refill rate is not known yet holds sends this long after the
+# last answer that announced it (that answer's successors will tell the rate), then lets go.
+_UNKNOWN_RATE_WAIT = 2.0
 
 
 class TokenBucket:
@@ -221,6 +224,7 @@ class HeaderBudget:
         self._capacity = math.inf
         self._level = math.inf
         self._seen = 0.0  # the most ever left + 1
+        self._observed = -math.inf  # when an answer last announced this budget
         self._updated = clock()
 
     def observe(self, budget: Budget, in_flight: float) -> None:
@@ -233,6 +237,7 @@ class HeaderBudget:
         if rate is not None:
             self.rate = rate if self.rate is None else 0.8 * self.rate + 0.2 * rate
         self._refill()
+        self._observed = self._clock()
         if size:
             self._capacity = size
         self._level = min(self._level, self._capacity, budget.remaining - in_flight)
@@ -264,8 +269,10 @@ class HeaderBudget:
         little and ask again rather than reserve ahead: the rate is an estimate that the
         next answers may correct."""
         self._refill()
-        if not math.isfinite(self._level) or self._level >= amount or self.rate is None:
+        if not math.isfinite(self._level) or self._level >= amount:
             return 0.0
+        if self.rate is None:  # spent, refill rate not known yet: the next answers may say
+            return 0.05 if self._clock() - self._observed < _UNKNOWN_RATE_WAIT else 0.0
         return (amount - self._level) / self.rate
 
     def take(self, amount: float) -> None:
