@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text, update
+from typer.testing import CliRunner
 
+from batchgate.cli.main import app
 from batchgate.config import single_upstream
 from batchgate.engine.retry import RetryPolicy
 from batchgate.engine.worker import WorkerOptions
@@ -111,6 +113,9 @@ def test_a_dead_upstream_opens_the_circuit_holds_the_rows_and_recovers(
     ups = _until(unavailable)
     assert ups[0]["name"] == "default" and isinstance(ups[0]["since"], int)
     assert "connect" in ups[0]["last_error"].lower() or "refused" in ups[0]["last_error"]
+    shown = CliRunner().invoke(app, ["status", bid, "--url", srv.url])
+    assert shown.exit_code == 0, shown.output
+    assert "upstream  upstream default unavailable for" in shown.output  # batchgate status
     time.sleep(2.5)  # a few probes fail meanwhile
     b = client.batches.retrieve(bid)
     assert b.status == "in_progress" and b.request_counts is not None

@@ -23,7 +23,7 @@ from batchgate.cli.common import (
     outcome,
     print_table,
 )
-from batchgate.cli.progress import ProgressView, Snapshot
+from batchgate.cli.progress import ProgressView, Snapshot, unavailable_notes
 from batchgate.client import Client
 from batchgate.client.errors import (
     APIConnectionError,
@@ -107,7 +107,10 @@ def _snapshot(batch: AnyBatch) -> Snapshot:
     if isinstance(batch, Batch) and batch.usage is not None:
         tokens = batch.usage.input_tokens + batch.usage.output_tokens
     state = batch.status if isinstance(batch, Batch) else batch.processing_status
-    return Snapshot(counts.total, counts.succeeded, counts.failed, 0, tokens, state or "")
+    return Snapshot(
+        counts.total, counts.succeeded, counts.failed, 0, tokens, state or "",
+        waiting_for=unavailable_notes(batch.raw.get("upstreams")),
+    )  # fmt: skip
 
 
 def _watch(client: Client, batch_id: str, poll: float, timeout: float | None) -> AnyBatch:
@@ -217,6 +220,8 @@ def _describe(batch: AnyBatch, console: Console) -> None:
         console.print(f"  tokens    {batch.usage.input_tokens} in, "
                       f"{batch.usage.output_tokens} out")  # fmt: skip
     _describe_spend(batch.raw, console)
+    for note in snap.waiting_for:
+        console.print(f"  upstream  {note}", markup=False, style="yellow")
     if isinstance(batch, Batch):
         for label, fid in (("output", batch.output_file_id), ("errors", batch.error_file_id)):
             if fid:

@@ -350,7 +350,7 @@ async def _watch(
     while True:
         batch = await store.call(store.get_batch, batch_id)
         assert batch is not None
-        view.update(snapshot(batch, await retrying.get()))
+        view.update(snapshot(batch, await retrying.get(), await _waiting_for(store, batch)))
         if batch.status in TERMINAL or stop.is_set() or worker.done():
             return
         with contextlib.suppress(TimeoutError):
@@ -358,14 +358,27 @@ async def _watch(
                 await stop.wait()
 
 
-def snapshot(batch: Batch, retrying: int) -> Snapshot:
+def snapshot(batch: Batch, retrying: int, waiting_for: tuple[str, ...] = ()) -> Snapshot:
     from batchgate.cli.progress import Snapshot
 
     return Snapshot(
         total=int(batch.total or 0), succeeded=int(batch.completed or 0),
         failed=int(batch.failed or 0), retrying=retrying, status=str(batch.status),
         tokens=int(batch.input_tokens or 0) + int(batch.output_tokens or 0),
+        waiting_for=waiting_for,
     )  # fmt: skip
+
+
+async def _waiting_for(store: Store, batch: Batch) -> tuple[str, ...]:
+    """The upstreams whose circuit is open, as the progress view says them."""
+    from batchgate.cli.progress import unavailable_notes
+    from batchgate.domain.health import upstreams_object
+
+    if not batch.upstreams:
+        return ()
+    down = await store.call(store.unavailable_upstreams, time.time())
+    health = tuple(down[name] for name in batch.upstreams.split(",") if name in down)
+    return unavailable_notes(upstreams_object(dataclasses.replace(batch, health=health)))
 
 
 class RetryingCount:
