@@ -34,6 +34,7 @@ BATCH_KEYS = {
     "cost",  # batchgate's extension field: {"ticks", "usd", "priced"}
     "budget",  # batchgate's extension field: null, or {"ticks", "usd", "reached"}
     "upstreams",  # batchgate's extension field: [{"name", "state", "since", "last_error"}]
+    "retry_of",  # batchgate's extension field: null, or the batch this one retries
 }  # fmt: skip
 COUNT_KEYS = {"processing", "succeeded", "errored", "canceled", "expired"}
 

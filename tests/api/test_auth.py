@@ -49,15 +49,18 @@ OBJECT_ROUTES = [
     ("DELETE", "/v1/files/{file}"),
     ("GET", "/v1/batches/{batch}"),
     ("POST", "/v1/batches/{batch}/cancel"),
+    ("POST", "/v1/batches/{batch}/retry"),
     ("GET", "/v1/batches/{batch}/results?after=0"),
     ("DELETE", "/v1/batches/{batch}"),
     ("GET", "/v1/messages/batches/{msgbatch}"),
     ("POST", "/v1/messages/batches/{msgbatch}/cancel"),
+    ("POST", "/v1/messages/batches/{msgbatch}/retry"),
     ("GET", "/v1/messages/batches/{msgbatch}/results"),
     ("GET", "/v1/messages/batches/{msgbatch}/results?after=0"),
     ("DELETE", "/v1/messages/batches/{msgbatch}"),
     ("GET", "/v1/batches/{gwbatch}"),
     ("POST", "/v1/batches/{gwbatch}/cancel"),
+    ("POST", "/v1/batches/{gwbatch}/retry"),
     ("GET", "/v1/batches/{gwbatch}/results"),
     ("GET", "/v1/batches/{gwbatch}/results?after=0"),
     ("DELETE", "/v1/batches/{gwbatch}"),
@@ -73,6 +76,7 @@ USAGE_ROUTES = [("GET", "/v1/usage"), ("GET", "/v1/budgets")]
 CREATE_ROUTES = [
     ("POST", "/v1/files"), ("POST", "/v1/batches"), ("POST", "/v1/messages/batches"),
     ("POST", "/qai/v1/batch"), ("POST", "/qai/v1/batch/jsonl"),
+    ("POST", "/qai/v1/batch/retry"),  # names jobs in its body: walked on its own below
 ]  # fmt: skip
 UNKNOWN = {
     "file": "file-01aaaaaaaaaaaaaaaaaaaaaaaa",
@@ -222,6 +226,18 @@ def test_another_tenant_gets_the_unknown_id_answer(world: World, method: str, pa
         assert UNKNOWN[kind] in unknown.json()["error"]  # the jobs envelope: a string
     else:
         assert unknown.json()["error"]["code"] == "not_found"
+
+
+def test_another_tenants_job_cannot_be_retried(world: World) -> None:
+    """The jobs retry names its jobs in the body: another tenant's job is an unknown job."""
+    job, unknown = world.objects["job"][0], UNKNOWN["job"]
+    theirs = world.call("POST", "/qai/v1/batch/retry", world.b, json={"job_ids": [job]})
+    nothing = world.call("POST", "/qai/v1/batch/retry", world.b, json={"job_ids": [unknown]})
+    assert theirs.status_code == 404
+    assert _shape(theirs, job) == _shape(nothing, unknown)
+    world.srv.wait_for(job.replace("job_", "jobs_").rsplit("_", 1)[0])
+    own = world.call("POST", "/qai/v1/batch/retry", world.a, json={"job_ids": [job]})
+    assert own.status_code == 400 and "completed" in own.json()["error"]  # seen, not retried
 
 
 def test_lists_show_only_the_callers_own_objects(world: World) -> None:

@@ -1,5 +1,5 @@
-"""The client commands (submit, status, wait, results, cancel, ls, files) against a live server
-on a real socket, and their one-line errors."""
+"""The client commands (submit, status, wait, results, cancel, retry, ls, files) against a live
+server on a real socket, and their one-line errors."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from batchgate.cli.main import app
+from batchgate.sim import SimHandle
 from tests.helpers.procs import batchgate_argv, chat_lines, free_port
 from tests.helpers.servers import ServerHandle
 
@@ -71,6 +72,32 @@ def test_submit_with_wait_reports_failures_and_exit_status(
     assert result.exit_code == 3, result.output  # completed, with a failed line
     assert "3/3 done, 2 succeeded, 1 failed" in result.stderr
     assert "errors" in result.stderr
+
+
+def test_retry_sends_the_failed_lines_again_with_the_exit_codes_of_wait(
+    cli: Callable[..., Result], tmp_path: Path, sim: SimHandle
+) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(chat_lines(2) + chat_lines(2, model="fail-x", prefix="bad"))
+    first = cli("submit", str(path), "--wait", "--poll", "0.05")
+    assert first.exit_code == 3, first.output
+    bid = first.stdout.strip()
+    assert f"batchgate retry {bid}" in first.stderr  # the next step is named
+
+    nothing = cli("retry", bid, "--error-codes", "upstream_unreachable")
+    assert nothing.exit_code == 1 and "no failed requests" in nothing.stderr
+    still = cli("retry", bid, "--wait", "--poll", "0.05")  # the upstream still refuses them
+    assert still.exit_code == 3 and "2/2 done, 0 succeeded, 2 failed" in still.stderr
+    sim.configure(fail_model_prefix="")
+    fixed = cli("retry", bid, "--wait", "--poll", "0.05")
+    assert fixed.exit_code == 0, fixed.output
+    new = fixed.stdout.strip()
+    assert new.startswith("batch_") and new != bid
+    assert "2/2 done, 2 succeeded, 0 failed" in fixed.stderr
+    raw = json.loads(_ok(cli("status", new, "--json")))
+    assert raw["metadata"] == {"retry_of": bid}
+    lines = [json.loads(x) for x in _ok(cli("results", new)).splitlines()]
+    assert [x["custom_id"] for x in lines] == ["bad-0", "bad-1"]
 
 
 def test_an_invalid_file_fails_with_its_located_errors(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from batchgate.client import (
+    BadRequestError,
     Batch,
     BatchResult,
     File,
@@ -17,6 +18,7 @@ from batchgate.client import (
     MessageBatchResult,
     NotFoundError,
 )
+from batchgate.sim import SimHandle
 from tests.client.conftest import FAST, chat, messages
 from tests.helpers.servers import ServerHandle
 
@@ -158,6 +160,33 @@ def test_cancel_both_dialects(connect: Any, make_server: Any) -> None:
     assert batch.status == "cancelling" and batch.cancelling_at is not None
     mbatch = client.messages.batches.cancel(client.messages.batches.create(messages(2)).id)
     assert mbatch.processing_status == "canceling" and mbatch.cancel_initiated_at is not None
+
+
+def test_retry_both_dialects(client: Any, sim: SimHandle) -> None:
+    """``retry`` makes a new batch of the failed requests; the simulator fails ``fail-``
+    models until told otherwise."""
+    lines = chat(3)
+    lines[1]["body"]["model"] = "fail-x"
+    batch = client.batches.wait_for(client.batches.create(lines).id, **FAST)
+    params = messages(2)
+    params[0]["params"]["model"] = "fail-y"
+    mbatch = client.messages.batches.wait_for(client.messages.batches.create(params).id, **FAST)
+    assert (batch.counts.failed, mbatch.counts.failed) == (1, 1)
+    with pytest.raises(BadRequestError, match="no failed requests with error code nope"):
+        client.batches.retry(batch.id, error_codes=["nope"])
+
+    sim.configure(fail_model_prefix="")
+    again = client.batches.retry(batch.id)
+    assert isinstance(again, Batch) and again.metadata == {"retry_of": batch.id}
+    budgeted = client.batches.retry(batch.id, budget_usd="1.5")  # a budget of its own
+    assert budgeted.raw["budget"]["ticks"] == 1_500_000_000 and again.raw["budget"] is None
+    done = client.batches.wait_for(again.id, **FAST)
+    assert [r.custom_id for r in client.batches.results(done.id)] == ["r1"]
+    assert done.counts.succeeded == done.counts.total == 1
+    mgain = client.messages.batches.retry(mbatch.id)
+    assert isinstance(mgain, MessageBatch) and mgain.raw["retry_of"] == mbatch.id
+    mdone = client.messages.batches.wait_for(mgain.id, **FAST)
+    assert [r.custom_id for r in client.messages.batches.results(mdone.id)] == ["m0"]
 
 
 # -- Anthropic message batches -----------------------------------------------------------------

@@ -110,3 +110,22 @@ def test_an_ended_batch_other_than_completed_is_refused_and_unchanged(
     assert store.count_rows(bid) == {"succeeded": 3, "failed": 5}
     batch = store.get_batch(bid)
     assert batch is not None and (batch.status, batch.failed) == ("expired", 5)
+
+
+def test_unsucceeded_lines_are_the_rows_a_retry_batch_is_made_of(
+    store: SqlStore, blobs: BlobStore
+) -> None:
+    """Failed rows (ingest's too) and rows never sent, in line order, by page and by code."""
+    bid = _finished_batch(store, blobs)
+    with store.write() as conn:  # line 7 as if a cancel had kept it from being sent
+        conn.exec_driver_sql(store._q(
+            "UPDATE requests SET state = 'canceled', error_code = 'batch_cancelled' "
+            "WHERE batch_id = ? AND line = 7"), (bid,))  # fmt: skip
+    assert store.unsucceeded_lines(bid, after=0, limit=100) == [4, 5, 6, 7, 8]
+    assert store.unsucceeded_lines(bid, after=0, limit=2) == [4, 5]
+    assert store.unsucceeded_lines(bid, after=5, limit=2) == [6, 7]
+    assert store.unsucceeded_lines(bid, after=8, limit=2) == []
+    codes = {"request_timeout", "batch_cancelled"}
+    assert store.unsucceeded_lines(bid, after=0, limit=100, codes=codes) == [6, 7]
+    assert store.unsucceeded_lines(bid, after=0, limit=100, codes={"nope"}) == []
+    assert store.unsucceeded_lines("batch_none", after=0, limit=100) == []

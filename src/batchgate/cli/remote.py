@@ -1,5 +1,5 @@
 """Client commands against a running server, on the SDK: submit, status, wait, results, cancel,
-ls and ``files …``. An id that starts with ``msgbatch_`` is an Anthropic Message Batch; any
+retry, ls and ``files …``. An id that starts with ``msgbatch_`` is an Anthropic Message Batch; any
 other is an OpenAI batch. Every failure is one line on stderr that names the next step."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ files_app = typer.Typer(help="Files on the server: ls, upload, get, content, rm.
 
 def register(app: typer.Typer) -> None:
     """Add the client commands to ``app``."""
-    for fn in (submit, status, wait, results, cancel, ls):
+    for fn in (submit, status, wait, results, cancel, retry, ls):
         app.command(fn.__name__)(fn)
     app.add_typer(files_app, name="files")
 
@@ -188,6 +188,36 @@ def submit(
             _finish(_watch(client, batch.id, poll, None), allow_failures)
 
 
+def retry(
+    batch_id: BatchId,
+    error_codes: Annotated[
+        str | None,
+        typer.Option("--error-codes", help="Only requests that failed with these codes, comma-"
+                     "separated (e.g. upstream_unreachable,upstream_error)."),
+    ] = None,
+    budget_usd: Annotated[
+        str | None, typer.Option(help="The new batch's budget (default: the original's).")
+    ] = None,
+    wait_: Annotated[
+        bool, typer.Option("--wait", help="Show progress until it ends; exit as `wait` does.")
+    ] = False,
+    poll: Poll = 2.0,
+    url: Url = DEFAULT_URL,
+    api_key: Key = None,
+    allow_failures: AllowFailures = False,
+) -> None:  # fmt: skip
+    """Send again what failed in an ended batch: a new batch of its failed, cancelled and
+    expired requests (its original lines, in input order); prints the new batch id."""
+    codes = [c.strip() for c in error_codes.split(",") if c.strip()] if error_codes else None
+    with _session(url, api_key) as client:
+        batch: AnyBatch = _resource(client, batch_id).retry(
+            batch_id, error_codes=codes, budget_usd=budget_usd
+        )
+        typer.echo(batch.id)
+        if wait_:
+            _finish(_watch(client, batch.id, poll, None), allow_failures)
+
+
 def _finish(batch: AnyBatch, allow_failures: bool = False) -> None:
     """Describe the ended batch on stderr and exit with its code (0 stays a normal return)."""
     _describe(batch, Console(stderr=True))
@@ -230,6 +260,8 @@ def _describe(batch: AnyBatch, console: Console) -> None:
             where = f"line {err.line}" if err.line else "file"
             console.print(f"  [red]{where}[/] {err.param or ''}: {err.message}", markup=True)
     console.print(f"  results   batchgate results {batch.id} -o results.jsonl", markup=False)
+    if batch.ended and snap.failed:
+        console.print(f"  retry     batchgate retry {batch.id}", markup=False)
 
 
 def _describe_spend(raw: dict[str, Any], console: Console) -> None:

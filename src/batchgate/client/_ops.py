@@ -4,7 +4,7 @@ shared by the sync and async clients, which only send them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -178,6 +178,9 @@ class BatchCalls(Generic[B, R]):
     def delete(self, batch_id: str) -> Call[Deleted]:
         return Call("DELETE", self.path(batch_id), reader(Deleted.from_wire))
 
+    def retry(self, batch_id: str, body: dict[str, Any]) -> Call[B]:
+        return Call("POST", self.path(batch_id, "/retry"), reader(self.batch), json=body)
+
 
 OPENAI = BatchCalls(BATCHES, Batch.from_wire, BatchResult.from_wire)
 ANTHROPIC = BatchCalls(MESSAGE_BATCHES, MessageBatch.from_wire, MessageBatchResult.from_wire)
@@ -190,6 +193,15 @@ def batch_body(
     body: dict[str, Any] = {"endpoint": endpoint, "completion_window": completion_window}
     if metadata is not None:
         body["metadata"] = dict(metadata)
+    if budget_usd is not None:
+        body["budget_usd"] = budget_usd
+    return body
+
+
+def retry_body(error_codes: Iterable[str] | None, budget_usd: Budget | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if error_codes is not None:
+        body["error_codes"] = list(error_codes)
     if budget_usd is not None:
         body["budget_usd"] = budget_usd
     return body

@@ -4,7 +4,7 @@ that ``Client`` runs blocking and ``AsyncClient`` runs async (its answers are aw
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 import httpx
@@ -97,6 +97,20 @@ class _Batches(Resource[Snd], Generic[Snd, B, R]):
     def delete(self, batch_id: str) -> _ops.Call[Deleted]:
         """Remove an ended batch and its results."""
         return self._calls.delete(batch_id)
+
+    @answer
+    def retry(
+        self,
+        batch_id: str,
+        *,
+        error_codes: Iterable[str] | None = None,
+        budget_usd: Budget | None = None,
+    ) -> _ops.Call[B]:
+        """A new batch of this ended batch's requests that ended without a result (only
+        those with ``error_codes`` when given), its original lines in input order; its
+        metadata's ``retry_of`` (a Message Batch's ``retry_of`` field) names this one.
+        ``budget_usd`` replaces the original's budget."""
+        return self._calls.retry(batch_id, _ops.retry_body(error_codes, budget_usd))
 
     @answer
     def wait_for(

@@ -129,6 +129,15 @@ def request_line(line: int, job: dict[str, Any]) -> bytes:
     )
 
 
+def relabel(raw: bytes, line: int) -> bytes:
+    """A job's request line (``request_line``) given the label of line ``line`` of another
+    submission (a retry's): the same model, title and request."""
+    doc = orjson.loads(raw)
+    model, title = label(doc["custom_id"])
+    doc["custom_id"] = _label(line, {"model": model, "title": title})
+    return orjson.dumps(doc)
+
+
 def label(custom_id: str) -> tuple[str, str | None]:
     """(model, title) of a job row."""
     _line, model, title = orjson.loads(custom_id)

@@ -113,6 +113,18 @@ class Service:
         self.wake()
         return batch
 
+    async def retry_batch(
+        self, tenant: str | None, batch_id: str, body: Any, *, dialect: Dialects
+    ) -> Batch:
+        batch = await self._run(self.ops.retry_batch, tenant, batch_id, body, dialect=dialect)
+        self.wake()
+        return batch
+
+    async def retry_jobs(self, tenant: str | None, body: Any) -> Batch:
+        batch = await self._run(self.ops.retry_jobs, tenant, body)
+        self.wake()
+        return batch
+
     async def delete_batch(self, tenant: str | None, batch_id: str, *, dialect: Dialects) -> None:
         await self._run(self.ops.delete_batch, tenant, batch_id, dialect=dialect)
 

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from batchgate import ids
 from batchgate.config import Config
-from batchgate.dialects import DIALECTS
+from batchgate.dialects import DIALECTS, Draft
 from batchgate.dialects.jobs.create import CLAIM_TTL
 from batchgate.domain import jobs as jobs_domain
 from batchgate.domain.records import (
@@ -36,6 +36,7 @@ from batchgate.errors import (
     PayloadTooLarge,
 )
 from batchgate.routing import Router
+from batchgate.service import retry
 from batchgate.storage.base import Store
 from batchgate.storage.blobs import BlobStore
 
@@ -135,13 +136,37 @@ class Operations:
         """A batch of ``dialect``, checked by the dialect's create check (``dialects/``); an
         inline batch's requests are kept as its requests blob. The batch is answered as
         created: a worker may already be validating it."""
-        draft = DIALECTS[dialect].create(self, tenant, body)
+        return self.insert_draft(DIALECTS[dialect].create(self, tenant, body))
+
+    def insert_draft(self, draft: Draft) -> Batch:
+        """Store a checked create (its inline requests first) and answer its batch."""
         if draft.lines is not None:
             self._store_requests(draft.batch.id, draft.lines)
         self.store.insert_batch(draft.batch)
         if draft.ingest_now:
             self._ingest_now(draft.batch)
         return draft.batch
+
+    def retry_batch(
+        self, tenant: str | None, batch_id: str, body: Any, *, dialect: Dialects
+    ) -> Batch:
+        """A new batch of an ended batch's failed lines (``service/retry.py``)."""
+        return retry.retry_batch(self, tenant, batch_id, body, dialect=dialect)
+
+    def retry_jobs(self, tenant: str | None, body: Any) -> Batch:
+        """One new jobs submission of failed jobs (``service/retry.py``)."""
+        return retry.retry_jobs(self, tenant, body)
+
+    def add_batch_file(self, tenant: str, key: str, filename: str) -> FileRecord:
+        """A file of purpose ``batch`` for blob ``key``, which the server wrote itself."""
+        now = int(time.time())
+        file = FileRecord(
+            id=key, tenant=tenant, filename=filename, purpose="batch",
+            bytes=self.blobs.size(key), created_at=now, blob_key=key,
+            expires_at=now + DEFAULT_FILE_TTL,
+        )  # fmt: skip
+        self.store.insert_file(file)
+        return file
 
     def _ingest_now(self, batch: Batch) -> None:
         """Write a batch's rows now, under the claim its draft holds (see ``dialects/jobs``)."""

@@ -84,6 +84,9 @@ class Store(Protocol):
         self, batch_id: str, code: str, now: float, message: str | None = None
     ) -> int: ...
     def failed_codes(self, batch_id: str) -> dict[str, int]: ...
+    def unsucceeded_lines(
+        self, batch_id: str, *, after: int, limit: int, codes: Collection[str] | None = None
+    ) -> list[int]: ...
     def requeue_failed(
         self, batch_id: str, *, now: int, codes: Collection[str] | None = None,
         expires_at: int | None = None,

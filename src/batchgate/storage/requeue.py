@@ -62,6 +62,9 @@ def _query(sql: str, codes: Collection[str] | None) -> Any:
     return q.bindparams(bindparam("codes", expanding=True)) if codes is not None else q
 
 
+_UNSUCCEEDED = f"state IN ({lit(_R.FAILED)}, {lit(_R.CANCELED)}, {lit(_R.EXPIRED)})"
+
+
 class RequeueRecords:
     """The retry of failed rows; the SqlStore provides the connection helpers and the door."""
 
@@ -84,6 +87,21 @@ class RequeueRecords:
         with self.read() as conn:
             rows = conn.execute(sql, {"batch_id": batch_id}).all()
         return {str(code or "unknown_error"): int(n) for code, n in rows}
+
+    def unsucceeded_lines(
+        self, batch_id: str, *, after: int, limit: int, codes: Collection[str] | None = None
+    ) -> list[int]:
+        """Up to ``limit`` input lines after ``after``, in order, whose rows ended without a
+        result: failed, or never sent (cancelled, expired, kept back by a budget); only those
+        whose error code is in ``codes`` when given. What a retry batch is made of."""
+        sql = (
+            f"SELECT line FROM requests WHERE batch_id = :batch_id AND {_UNSUCCEEDED} "
+            f"AND line > :after{' AND error_code IN :codes' if codes is not None else ''} "
+            "ORDER BY line LIMIT :limit"
+        )
+        params = _params(batch_id, codes) | {"after": after, "limit": limit}
+        with self.read() as conn:
+            return [int(r[0]) for r in conn.execute(_query(sql, codes), params)]
 
     def requeue_failed(
         self, batch_id: str, *, now: int, codes: Collection[str] | None = None,

@@ -54,6 +54,14 @@ async def cancel(request: Request) -> Response:
     return JSONResponse(message_batch(batch, view_of(request)))
 
 
+async def retry(request: Request) -> Response:
+    """An extension: a new Message Batch of this ended batch's errored, canceled and expired
+    requests (``service/retry.py``)."""
+    bid, body = request.path_params["batch_id"], await json_body(request)
+    batch = await service_of(request).retry_batch(scope_of(request), bid, body, dialect=DIALECT)
+    return JSONResponse(message_batch(batch, view_of(request)))
+
+
 async def delete(request: Request) -> Response:
     bid = request.path_params["batch_id"]
     await service_of(request).delete_batch(scope_of(request), bid, dialect=DIALECT)
@@ -76,5 +84,6 @@ def routes() -> list[Route]:
         Route(prefix + "/{batch_id}", retrieve, methods=["GET"]),
         Route(prefix + "/{batch_id}", delete, methods=["DELETE"]),
         Route(prefix + "/{batch_id}/cancel", cancel, methods=["POST"]),
+        Route(prefix + "/{batch_id}/retry", retry, methods=["POST"]),
         Route(prefix + "/{batch_id}/results", results, methods=["GET"]),
     ]

@@ -36,6 +36,15 @@ async def submit_jsonl(request: Request) -> Response:
     return JSONResponse({"job_ids": await _submit(request, "jsonl")})
 
 
+async def retry(request: Request) -> Response:
+    """An extension: ``{"job_ids": [failed job ids]}`` run again as one new submission; the
+    answer's ``job_ids`` are the new jobs, in the order asked, ``retry_of`` the old ones."""
+    body = await json_body(request)
+    batch = await service_of(request).retry_jobs(scope_of(request), body)
+    job_ids = [job_id(batch.id, n) for n in range(1, batch.total + 1)]
+    return JSONResponse({"job_ids": job_ids, "status": "pending", "retry_of": body["job_ids"]})
+
+
 async def list_jobs(request: Request) -> Response:
     rows, more = await service_of(request).list_jobs(
         scope_of(request), after=request.query_params.get("after"),
@@ -54,6 +63,7 @@ def routes() -> list[Route]:
     return [
         Route(prefix, submit, methods=["POST"]),
         Route(prefix + "/jsonl", submit_jsonl, methods=["POST"]),
+        Route(prefix + "/retry", retry, methods=["POST"]),
         Route(prefix + "/jobs", list_jobs, methods=["GET"]),
         Route(prefix + "/jobs/{job_id}", get_job, methods=["GET"]),
     ]

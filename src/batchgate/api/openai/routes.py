@@ -132,6 +132,13 @@ async def cancel_batch(request: Request) -> Response:
     return JSONResponse(_render(request, batch))
 
 
+async def retry_batch(request: Request) -> Response:
+    """An extension: a new batch of this ended batch's failed lines (``service/retry.py``)."""
+    bid, body = request.path_params["batch_id"], await json_body(request)
+    batch = await service_of(request).retry_batch(scope_of(request), bid, body, dialect=SERVED)
+    return JSONResponse(_render(request, batch))
+
+
 async def delete_batch(request: Request) -> Response:
     bid = request.path_params["batch_id"]
     await service_of(request).delete_batch(scope_of(request), bid, dialect=SERVED)
@@ -170,5 +177,6 @@ def routes() -> list[Route]:
         Route("/v1/batches/{batch_id}", get_batch, methods=["GET"]),
         Route("/v1/batches/{batch_id}", delete_batch, methods=["DELETE"]),
         Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+        Route("/v1/batches/{batch_id}/retry", retry_batch, methods=["POST"]),
         Route("/v1/batches/{batch_id}/results", batch_results, methods=["GET"]),
     ]

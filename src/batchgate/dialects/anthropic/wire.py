@@ -12,6 +12,7 @@ from batchgate.domain.cost import cost_object
 from batchgate.domain.error_types import anthropic_error_type
 from batchgate.domain.health import upstreams_object
 from batchgate.domain.records import Batch
+from batchgate.domain.retry import RETRY_OF, retry_of
 from batchgate.domain.states import TERMINAL
 
 _PROCESSING = {"cancelling": "canceling"}
@@ -58,6 +59,7 @@ def message_batch(row: Batch, view: View) -> dict[str, Any]:
         "cost": cost_object(row),  # extension field (batchgate.domain.cost)
         "budget": budget_object(row),  # extension field (batchgate.domain.budget)
         "upstreams": upstreams_object(row),  # extension field (batchgate.domain.health)
+        RETRY_OF: retry_of(row.metadata),  # extension field: the batch this one retries
     }
 
 

@@ -14,7 +14,7 @@ from batchgate.domain.records import Batch
 from batchgate.domain.states import BatchStatus
 from batchgate.errors import InvalidRequest
 
-__all__ = ["CLAIM_TTL", "check_body", "create"]
+__all__ = ["CLAIM_TTL", "check_body", "create", "jobs_draft"]
 
 CLAIM_TTL = 60.0  # the API's hold on a jobs batch while it writes its rows
 
@@ -31,6 +31,11 @@ def create(ctx: CreateContext, tenant: str, body: Any) -> Draft:
     budget = parse_budget_usd(body.get(BUDGET_FIELD))
     checked = parse(body.get(field), ctx.max_lines)
     lines = [jobs.request_line(n, job) for n, job in enumerate(checked, 1)]
+    return jobs_draft(tenant, lines, budget)
+
+
+def jobs_draft(tenant: str, lines: list[bytes], budget: int | None) -> Draft:
+    """A submission of these request lines (``jobs.request_line``): a create's, or a retry's."""
     now = int(time.time())
     return Draft(Batch(
         id=ids.new_id(jobs.BATCH_PREFIX), tenant=tenant, dialect="jobs", endpoint=jobs.ENDPOINT,
