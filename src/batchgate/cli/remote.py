@@ -50,6 +50,9 @@ Key = Annotated[
 ]  # fmt: skip
 BatchId = Annotated[str, typer.Argument(help="A batch id (batch_… or msgbatch_…).")]
 Poll = Annotated[float, typer.Option("--poll", help="Seconds between status checks.")]
+WaitFlag = Annotated[
+    bool, typer.Option("--wait", help="Show progress until it ends; exit as `wait` does.")
+]
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 files_app = typer.Typer(help="Files on the server: ls, upload, get, content, rm.",
@@ -164,9 +167,7 @@ def submit(
         typer.Option(help="Spend at most this many USD: once reached, the requests not yet "
                      "sent end with budget_exceeded."),
     ] = None,
-    wait_: Annotated[
-        bool, typer.Option("--wait", help="Show progress until it ends; exit as `wait` does.")
-    ] = False,
+    wait_: WaitFlag = False,
     poll: Poll = 2.0,
     url: Url = DEFAULT_URL,
     api_key: Key = None,
@@ -183,9 +184,14 @@ def submit(
             batch = client.batches.create(
                 file, endpoint=target, completion_window=window, budget_usd=budget_usd
             )
-        typer.echo(batch.id)
-        if wait_:
-            _finish(_watch(client, batch.id, poll, None), allow_failures)
+        _made(client, batch, wait_, poll, allow_failures)
+
+
+def _made(client: Client, batch: AnyBatch, wait_: bool, poll: float, allow_failures: bool) -> None:
+    """Print a new batch's id; with ``--wait``, follow it to its end and exit as `wait`."""
+    typer.echo(batch.id)
+    if wait_:
+        _finish(_watch(client, batch.id, poll, None), allow_failures)
 
 
 def retry(
@@ -198,9 +204,7 @@ def retry(
     budget_usd: Annotated[
         str | None, typer.Option(help="The new batch's budget (default: the original's).")
     ] = None,
-    wait_: Annotated[
-        bool, typer.Option("--wait", help="Show progress until it ends; exit as `wait` does.")
-    ] = False,
+    wait_: WaitFlag = False,
     poll: Poll = 2.0,
     url: Url = DEFAULT_URL,
     api_key: Key = None,
@@ -213,9 +217,7 @@ def retry(
         batch: AnyBatch = _resource(client, batch_id).retry(
             batch_id, error_codes=codes, budget_usd=budget_usd
         )
-        typer.echo(batch.id)
-        if wait_:
-            _finish(_watch(client, batch.id, poll, None), allow_failures)
+        _made(client, batch, wait_, poll, allow_failures)
 
 
 def _finish(batch: AnyBatch, allow_failures: bool = False) -> None:
