@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from batchgate.config import single_upstream
+from batchgate.config import Config, Price, UpstreamConfig, single_upstream
 from batchgate.sim import SimHandle
 from tests.api.test_anthropic_batches import req as message_req
 from tests.api.test_anthropic_batches import wait_rows
@@ -163,17 +163,32 @@ def test_a_cancelled_batch_retries_its_unsent_lines(
 def test_a_batch_cancelled_before_its_input_was_read_retries_every_line(
     make_server: Callable[..., ServerHandle], sim: SimHandle, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
-    srv = make_server(url, worker=False)  # nobody validates it: the cancel ends it unread
+    url, data = f"sqlite:///{tmp_path / 'shared.sqlite'}", tmp_path / "shared-data"
+    srv = make_server(url, worker=False, data_dir=data)  # nobody reads it before the cancel
     lines = [_line("a"), _line("b")]
     bid = _openai_batch(srv, lines)
     srv.openai().batches.cancel(bid)
-    make_server(url)  # a worker on the same database finishes the cancel
+    make_server(url, data_dir=data)  # a worker on the same store reads it, then ends it
     ended = srv.wait_for(bid, timeout=20)
-    assert (ended["status"], ended["total"], ended["in_progress_at"]) == ("cancelled", 0, None)
+    assert (ended["status"], ended["total"], ended["canceled"]) == ("cancelled", 2, 2)
+    assert sim.stats()["requests"] == 0
     doc = _retry(srv.http(), f"/v1/batches/{bid}/retry")
     content = srv.openai().files.content(doc["input_file_id"]).content
     assert content == b"".join(x + b"\n" for x in lines)
+
+
+def test_a_batch_cancelled_while_its_input_failed_validation_has_nothing_to_retry(
+    make_server: Callable[..., ServerHandle], sim: SimHandle, tmp_path: Path
+) -> None:
+    url, data = f"sqlite:///{tmp_path / 'shared.sqlite'}", tmp_path / "shared-data"
+    srv = make_server(url, worker=False, data_dir=data)
+    bid = _openai_batch(srv, [_line("a"), b"{not json"])
+    srv.openai().batches.cancel(bid)
+    make_server(url, data_dir=data)
+    ended = srv.wait_for(bid, timeout=20)
+    assert ended["status"] == "cancelled" and ended["errors"]
+    err = _retry(srv.http(), f"/v1/batches/{bid}/retry", status=400)
+    assert err["error"]["code"] == "nothing_to_retry"
 
 
 def test_gateway_retry_is_a_gateway_batch_of_the_failed_requests(
@@ -251,3 +266,55 @@ def test_jobs_retry_makes_one_new_submission_of_the_failed_jobs(
     assert (one["status"], one["model"], one["title"]) == ("completed", "fail-x", "second")
     assert (two["status"], two["model"], two["title"]) == ("completed", "fail-y", None)
     assert "two" in one["result"]
+
+
+def test_a_batch_is_retried_once_and_again_once_its_retry_is_gone(
+    srv: ServerHandle, sim: SimHandle
+) -> None:
+    bid = _openai_batch(srv, [_line("a"), _line("b", "fail-x")])
+    srv.wait_for(bid)
+    http = srv.http()
+    first = _retry(http, f"/v1/batches/{bid}/retry")
+    err = _retry(http, f"/v1/batches/{bid}/retry", status=409)
+    assert err["error"]["code"] == "already_retried" and first["id"] in err["error"]["message"]
+    srv.wait_for(first["id"])
+    assert http.delete(f"/v1/batches/{first['id']}").status_code == 200
+    second = _retry(http, f"/v1/batches/{bid}/retry")  # the mark's batch is gone: taken over
+    assert second["id"] != first["id"] and second["metadata"] == {"retry_of": bid}
+    # A refused retry leaves no mark: a retry of a gateway batch with nothing to send, then one
+    # that sends, and the store holds nothing of the refused one.
+    r = http.post("/v1/batches", json={
+        "model": "default:sim-model", "requests": [gateway_req("g"), gateway_req("h", "fail-x")],
+    })  # fmt: skip
+    gid = r.json()["id"]
+    srv.wait_for(gid)
+    before = (_counts(srv), sorted(p.name for p in srv.blobs.root.iterdir()))
+    assert _retry(http, f"/v1/batches/{gid}/retry", {"error_codes": ["nope"]}, 400)
+    assert (_counts(srv), sorted(p.name for p in srv.blobs.root.iterdir())) == before
+    assert _retry(http, f"/v1/batches/{gid}/retry")["metadata"] == {"retry_of": gid}
+
+
+def test_a_retry_may_spend_what_the_originals_budget_left(
+    make_server: Callable[..., ServerHandle], sim: SimHandle
+) -> None:
+    priced = UpstreamConfig(
+        "default", sim.url, concurrency=4, timeout=5.0, prices={"*": Price(1.0, 2.0)}
+    )
+    srv = make_server(config=Config(upstreams=(priced,), default_upstream="default"))
+    http = srv.http()
+    bid = _openai_batch(srv, [_line("a"), _line("b", "fail-x")], extra_body={"budget_usd": 1})
+    done = srv.wait_for(bid)
+    assert done["cost_ticks"] > 0 and done["budget_ticks"] == 10**9
+    retry = _retry(http, f"/v1/batches/{bid}/retry")
+    assert retry["budget"]["ticks"] == 10**9 - done["cost_ticks"]
+
+    other = _openai_batch(srv, [_line("c", "fail-y")], extra_body={"budget_usd": "0.001"})
+    spent = srv.wait_for(other)
+    with srv.store.write() as conn:  # as if its one request had cost the whole budget
+        conn.exec_driver_sql(
+            srv.store._q("UPDATE batches SET cost_ticks = budget_ticks WHERE id = ?"), (other,)
+        )
+    err = _retry(http, f"/v1/batches/{other}/retry", status=400)
+    assert err["error"]["code"] == "budget_spent" and err["error"]["param"] == "budget_usd"
+    own = _retry(http, f"/v1/batches/{other}/retry", {"budget_usd": 2})
+    assert own["budget"]["ticks"] == 2 * 10**9 and spent["status"] == "completed"

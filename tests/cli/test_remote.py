@@ -88,14 +88,17 @@ def test_retry_sends_the_failed_lines_again_with_the_exit_codes_of_wait(
     assert nothing.exit_code == 1 and "no failed requests" in nothing.stderr
     still = cli("retry", bid, "--wait", "--poll", "0.05")  # the upstream still refuses them
     assert still.exit_code == 3 and "2/2 done, 0 succeeded, 2 failed" in still.stderr
+    first_retry = still.stdout.strip()
+    again = cli("retry", bid)  # once per batch: the lines that still fail are the retry's
+    assert again.exit_code == 1 and f"already retried as {first_retry}" in again.stderr
     sim.configure(fail_model_prefix="")
-    fixed = cli("retry", bid, "--wait", "--poll", "0.05")
+    fixed = cli("retry", first_retry, "--wait", "--poll", "0.05")
     assert fixed.exit_code == 0, fixed.output
     new = fixed.stdout.strip()
-    assert new.startswith("batch_") and new != bid
+    assert new.startswith("batch_") and new not in (bid, first_retry)
     assert "2/2 done, 2 succeeded, 0 failed" in fixed.stderr
     raw = json.loads(_ok(cli("status", new, "--json")))
-    assert raw["metadata"] == {"retry_of": bid}
+    assert raw["metadata"] == {"retry_of": first_retry}
     lines = [json.loads(x) for x in _ok(cli("results", new)).splitlines()]
     assert [x["custom_id"] for x in lines] == ["bad-0", "bad-1"]
 

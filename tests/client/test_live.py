@@ -13,6 +13,7 @@ from batchgate.client import (
     BadRequestError,
     Batch,
     BatchResult,
+    ConflictError,
     File,
     MessageBatch,
     MessageBatchResult,
@@ -173,18 +174,20 @@ def test_retry_both_dialects(client: Any, sim: SimHandle) -> None:
     mbatch = client.messages.batches.wait_for(client.messages.batches.create(params).id, **FAST)
     assert (batch.counts.failed, mbatch.counts.failed) == (1, 1)
     with pytest.raises(BadRequestError, match="no failed requests with error code nope"):
-        client.batches.retry(batch.id, error_codes=["nope"])
+        client.batches.retry(batch.id, error_codes="nope")  # one code as a string
 
     sim.configure(fail_model_prefix="")
     again = client.batches.retry(batch.id)
     assert isinstance(again, Batch) and again.metadata == {"retry_of": batch.id}
-    budgeted = client.batches.retry(batch.id, budget_usd="1.5")  # a budget of its own
-    assert budgeted.raw["budget"]["ticks"] == 1_500_000_000 and again.raw["budget"] is None
+    assert again.raw["budget"] is None
+    with pytest.raises(ConflictError, match=f"already retried as {again.id}"):
+        client.batches.retry(batch.id)
     done = client.batches.wait_for(again.id, **FAST)
     assert [r.custom_id for r in client.batches.results(done.id)] == ["r1"]
     assert done.counts.succeeded == done.counts.total == 1
-    mgain = client.messages.batches.retry(mbatch.id)
+    mgain = client.messages.batches.retry(mbatch.id, budget_usd="1.5")
     assert isinstance(mgain, MessageBatch) and mgain.raw["retry_of"] == mbatch.id
+    assert mgain.raw["budget"]["ticks"] == 1_500_000_000
     mdone = client.messages.batches.wait_for(mgain.id, **FAST)
     assert [r.custom_id for r in client.messages.batches.results(mdone.id)] == ["m0"]
 

@@ -129,3 +129,19 @@ def test_unsucceeded_lines_are_the_rows_a_retry_batch_is_made_of(
     assert store.unsucceeded_lines(bid, after=0, limit=100, codes=codes) == [6, 7]
     assert store.unsucceeded_lines(bid, after=0, limit=100, codes={"nope"}) == []
     assert store.unsucceeded_lines("batch_none", after=0, limit=100) == []
+
+
+def test_mark_retried_lets_one_retry_through(store: SqlStore, blobs: BlobStore) -> None:
+    """The retry mark is one conditional update: of two retries only one gets it; it is
+    cleared, or taken over, only by naming the mark it replaces."""
+    bid = _finished_batch(store, blobs)
+    assert store.mark_retried(bid, "batch_one", expect=None)
+    assert not store.mark_retried(bid, "batch_two", expect=None)  # the racing second
+    assert not store.mark_retried(bid, "batch_two", expect="batch_other")
+    batch = store.get_batch(bid)
+    assert batch is not None and batch.retried_by == "batch_one"
+    assert store.mark_retried(bid, "batch_two", expect="batch_one")  # taken over
+    assert store.mark_retried(bid, None, expect="batch_two")  # cleared
+    batch = store.get_batch(bid)
+    assert batch is not None and batch.retried_by is None
+    assert not store.mark_retried("batch_none", "x", expect=None)

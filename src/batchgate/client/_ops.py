@@ -201,7 +201,8 @@ def batch_body(
 def retry_body(error_codes: Iterable[str] | None, budget_usd: Budget | None) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if error_codes is not None:
-        body["error_codes"] = list(error_codes)
+        codes = [error_codes] if isinstance(error_codes, str) else list(error_codes)
+        body["error_codes"] = codes
     if budget_usd is not None:
         body["budget_usd"] = budget_usd
     return body

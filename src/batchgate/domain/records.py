@@ -87,6 +87,7 @@ class Batch:
     unpriced: int = 0
     budget_ticks: int | None = None
     upstreams: str | None = None  # the upstreams its rows go to, comma-separated
+    retried_by: str | None = None  # the batch its server-side retry made (``POST …/retry``)
     claim_token: str | None = None
     claim_expires_at: float | None = None
     # Not stored with the batch: the service attaches its upstreams' health when it reads it.

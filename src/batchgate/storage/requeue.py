@@ -71,6 +71,7 @@ class RequeueRecords:
     if TYPE_CHECKING:
 
         def read(self) -> AbstractContextManager[Connection]: ...
+        def write(self) -> AbstractContextManager[Connection]: ...
         def advance_batch(
             self, batch_id: str, rule: Rule, *, now: int, token: str | None = None,
             tenant: str | None = None, values: Mapping[str, Any] | None = None,
@@ -102,6 +103,16 @@ class RequeueRecords:
         params = _params(batch_id, codes) | {"after": after, "limit": limit}
         with self.read() as conn:
             return [int(r[0]) for r in conn.execute(_query(sql, codes), params)]
+
+    def mark_retried(self, batch_id: str, retry_id: str | None, *, expect: str | None) -> bool:
+        """Set a batch's ``retried_by`` to ``retry_id`` if it still is ``expect`` (None: not
+        retried yet); whether it was set. The one check that two retries of a batch cannot
+        both pass."""
+        match = "retried_by IS NULL" if expect is None else "retried_by = :expect"
+        sql = text(f"UPDATE batches SET retried_by = :retry_id WHERE id = :id AND {match}")
+        with self.write() as conn:
+            got = conn.execute(sql, {"retry_id": retry_id, "id": batch_id, "expect": expect})
+            return int(got.rowcount) == 1
 
     def requeue_failed(
         self, batch_id: str, *, now: int, codes: Collection[str] | None = None,

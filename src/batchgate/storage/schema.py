@@ -85,6 +85,8 @@ batches = Table(
     # The upstreams its rows were routed to, comma-separated (set at validation): which
     # upstreams' health its batch object shows.
     Column("upstreams", Text, nullable=True),
+    # The batch a server-side retry made of this one's failed lines (``service/retry.py``).
+    Column("retried_by", String(64), nullable=True),
     # A claim lets one worker at a time validate or finalize a batch; it expires with the worker.
     Column("claim_token", String(64), nullable=True),
     Column("claim_expires_at", Float, nullable=True),
