@@ -18,10 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from batchgate import ids
 from batchgate.api.anthropic.routes import routes as anthropic_routes
 from batchgate.api.auth import Authenticate
-from batchgate.api.errors import HANDLERS, error_response
+from batchgate.api.errors import HANDLERS, error_response, on_client_error
 from batchgate.api.jobs.routes import routes as jobs_routes
 from batchgate.api.openai.routes import routes as openai_routes
 from batchgate.api.usage import routes as usage_routes
+from batchgate.errors import InvalidRequest
 from batchgate.service import Service
 
 
@@ -71,6 +72,29 @@ class RequestId:
         await self.app(scope, receive, send_with_id)
 
 
+class RefuseNul:
+    """A NUL character (``%00``) in the path or the query string is a 400 in the dialect's
+    envelope: no id, cursor or parameter may hold one (PostgreSQL text cannot), and refusing
+    it here keeps every route from reaching the store with it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            if "\x00" in scope["path"] or b"\x00" in query or b"%00" in query:
+                exc = InvalidRequest(
+                    "The request URL contains a NUL character (%00), which no id or parameter "
+                    "may hold.",
+                    code="invalid_value",
+                )
+                response = await on_client_error(Request(scope, receive), exc)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 async def health(request: Request) -> Response:
     service: Service = request.app.state.runtime.service
     try:
@@ -100,5 +124,6 @@ def create_app(runtime: Runtime) -> Starlette:
     )
     app.state.runtime = runtime
     app.add_middleware(Authenticate, service=runtime.service, allow_open=runtime.allow_open)
+    app.add_middleware(RefuseNul)
     app.add_middleware(RequestId)  # outermost: a refused request has its id too
     return app

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from batchgate.api.auth import Caller
 from batchgate.dialects import View
+from batchgate.domain.jsonl import nested_too_deep, too_deep_message
 from batchgate.errors import InvalidRequest
 from batchgate.service import Service
 
@@ -48,11 +49,14 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return orjson.loads(raw)
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(
             f"We could not parse the JSON body of your request: {exc}.", code="invalid_json"
         ) from None
+    if nested_too_deep(raw, doc):  # it could be read, but not stored and sent on
+        raise InvalidRequest(too_deep_message("The request body"), code="invalid_json")
+    return doc
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from batchgate.domain.jsonl import NUL
 from batchgate.errors import InvalidRequest
 
 ENDPOINT = "/v1/chat/completions"
@@ -30,6 +31,8 @@ def _custom_id(item: dict[str, Any], where: str, seen: set[str]) -> str:
         raise _fail(
             f"{where}.custom_id", f"expected a string of 1-{MAX_CUSTOM_ID} characters, got {shown}."
         )
+    if NUL in cid:
+        raise _fail(f"{where}.custom_id", "contains a NUL character (\\u0000).")
     if cid in seen:
         raise _fail(
             f"{where}.custom_id",
@@ -47,8 +50,8 @@ def _body(item: dict[str, Any], where: str, model: str) -> dict[str, Any]:
         raise _fail(where, "expected a Chat Completions request body (an object).")
     if body.get("model") is None:
         body = {**body, "model": model}
-    if not isinstance(body["model"], str) or not body["model"]:
-        raise _fail(f"{where}.model", "expected a non-empty string (or leave it out).")
+    if not isinstance(body["model"], str) or not body["model"] or NUL in body["model"]:
+        raise _fail(f"{where}.model", "expected a non-empty string without NUL (or leave it out).")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _fail(f"{where}.messages", "expected a non-empty list of messages.")
@@ -58,7 +61,7 @@ def _body(item: dict[str, Any], where: str, model: str) -> dict[str, Any]:
 
 
 def check_model(value: Any) -> str:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or NUL in value:
         code = "missing_required_parameter" if value is None else "invalid_value"
         raise InvalidRequest(
             "model: expected a model name ('provider:model', an alias or a listed model), "

@@ -60,6 +60,10 @@ def check_job(job: Any, where: str, sep: str) -> dict[str, Any]:
         if name not in FIELDS:
             raise _fail(at + name, f"unknown field; a job takes {', '.join(FIELDS)}.")
     _text(job, "model", at, required=True)
+    if "\x00" in job["model"]:
+        raise _fail(
+            at + "model", "contains a NUL character (\\u0000), which no model name may hold."
+        )
     _text(job, "prompt", at, required=True)
     for name in _OPTIONAL_TEXT:
         _text(job, name, at, required=False)
@@ -156,5 +160,7 @@ def parse_job_id(value: str) -> tuple[str, int] | None:
     """(batch id, line) of a job id, or None when it is not one."""
     body, _, line = value.removeprefix(JOB_PREFIX).rpartition("_")
     if not value.startswith(JOB_PREFIX) or not body or not _is_line(line):
+        return None
+    if not (body.isascii() and body.isalnum()):  # base32: nothing else reaches the store
         return None
     return BATCH_PREFIX + body, int(line)

@@ -16,6 +16,9 @@ from batchgate.errors import InvalidRequest
 
 __all__ = [
     "MAX_CUSTOM_ID_LENGTH",
+    "MAX_DEPTH",
+    "MAX_ESTIMATE",
+    "NUL",
     "ErrorCollector",
     "FileTooLarge",
     "LineError",
@@ -23,16 +26,47 @@ __all__ = [
     "estimate_parts",
     "estimate_tokens",
     "iter_lines",
+    "nested_too_deep",
     "parse_batch_line",
 ]
 
 MAX_CUSTOM_ID_LENGTH = 512
+# How deep a request may nest objects and arrays. The JSON parser takes 1,024 levels but the
+# encoder only 254, and a line that parses but cannot be written back out would fail the same
+# way on every try; 128 is far beyond any real request (a tool schema nests a dozen).
+MAX_DEPTH = 128
+# The most tokens one request's input, or its output, is estimated at: the two together fit the
+# 32-bit column (a max_tokens of 2^63 is the upstream's to refuse, not a reason to fail a batch).
+MAX_ESTIMATE = 2**30
+NUL = "\x00"  # no text column of PostgreSQL can hold it: refused in ids and model names
 _BOM = b"\xef\xbb\xbf"
 _REQUIRED_FIELDS = ("custom_id", "method", "url", "body")
 _EMBEDDINGS = "/v1/embeddings"
 _DEFAULT_OUTPUT_TOKENS = 256
 _OUTPUT_CAP_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 _TOKENS_PER_MESSAGE = 4
+
+
+def nested_too_deep(raw: bytes, doc: object, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``doc`` (parsed from ``raw``) nests more than ``limit`` objects and arrays. A
+    text with no more brackets than ``limit`` cannot, so most lines skip the walk."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    if not isinstance(doc, dict | list):
+        return False
+    stack: list[tuple[dict[Any, Any] | list[Any], int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def too_deep_message(where: str) -> str:
+    return f"{where} is nested more than {MAX_DEPTH} levels deep; at most {MAX_DEPTH} are accepted."
 
 
 class FileTooLarge(InvalidRequest):
@@ -219,6 +253,8 @@ def _check_envelope(obj: dict[str, Any], line: int, endpoint: str) -> LineError 
         if name not in obj:
             return _missing(line, name)
     custom_id = obj["custom_id"]
+    if isinstance(custom_id, str) and NUL in custom_id:
+        return _nul(line, "custom_id")
     if not isinstance(custom_id, str) or not 0 < len(custom_id) <= MAX_CUSTOM_ID_LENGTH:
         expected = f"a non-empty string of at most {MAX_CUSTOM_ID_LENGTH} characters"
         if isinstance(custom_id, str):
@@ -285,6 +321,16 @@ _ENDPOINT_CHECKS: dict[str, Callable[[Mapping[str, Any], int], LineError | None]
 }
 
 
+def _nul(line: int, param: str) -> LineError:
+    return LineError(
+        "invalid_request",
+        f"Line {line}: '{param}' contains a NUL character (\\u0000), which no id or model name "
+        "may hold.",
+        line,
+        param,
+    )
+
+
 def _check_body(body: dict[str, Any], line: int, endpoint: str) -> LineError | None:
     if body.get("stream") is True:
         return LineError(
@@ -297,6 +343,8 @@ def _check_body(body: dict[str, Any], line: int, endpoint: str) -> LineError | N
         return _missing(line, "body.model")
     if not isinstance(body["model"], str) or not body["model"]:
         return _invalid(line, "body.model", "a non-empty string", body["model"])
+    if NUL in body["model"]:
+        return _nul(line, "body.model")
     check = _ENDPOINT_CHECKS.get(endpoint)
     return check(body, line) if check is not None else None
 
@@ -316,6 +364,8 @@ def parse_batch_line(
             f"Line {line}: expected a JSON object, got {_type_name(obj)}.",
             line,
         )
+    if nested_too_deep(raw, obj):
+        return LineError("invalid_request", too_deep_message(f"Line {line}"), line)
     problem = _check_envelope(obj, line, endpoint) or _check_body(obj["body"], line, endpoint)
     if problem is not None:
         return problem
@@ -389,4 +439,4 @@ def estimate_parts(body: Mapping[str, Any], endpoint: str) -> tuple[int, int]:
             tokens += t
     messages = _message_count(body.get("messages")) + _message_count(body.get("input"))
     total = math.ceil(chars / 4) + tokens + _TOKENS_PER_MESSAGE * messages
-    return total, _output_cap(body, endpoint)
+    return min(total, MAX_ESTIMATE), min(_output_cap(body, endpoint), MAX_ESTIMATE)

@@ -12,7 +12,13 @@ from typing import Any
 
 import orjson
 
-from batchgate.domain.jsonl import ParsedLine, estimate_parts
+from batchgate.domain.jsonl import (
+    NUL,
+    ParsedLine,
+    estimate_parts,
+    nested_too_deep,
+    too_deep_message,
+)
 from batchgate.errors import InvalidRequest
 
 MAX_REQUESTS = 100_000
@@ -58,6 +64,8 @@ def params_problem(params: Any) -> str | None:
         return "params: expected an object."
     if not isinstance(params.get("model"), str) or not params["model"]:
         return "params.model: Field required (a model name)."
+    if NUL in params["model"]:
+        return "params.model: contains a NUL character (\\u0000), which no model name may hold."
     max_tokens = params.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         return "params.max_tokens: Field required (an integer >= 1)."
@@ -74,6 +82,8 @@ def parse_request_line(raw: bytes, line: int) -> tuple[str, ParsedLine | str]:
     the parsed line, or the problem that makes it an errored result."""
     item = orjson.loads(raw)
     cid, params = item["custom_id"], item.get("params")
+    if nested_too_deep(raw, item):
+        return cid, too_deep_message("params")
     problem = params_problem(params)
     if problem is not None:
         return cid, problem

@@ -154,6 +154,19 @@ class _Ingest:
             self.chunk = []
 
 
+def fail_validation(store: Store, batch_id: str, token: str, message: str) -> bool:
+    """End a batch whose validation cannot succeed (it failed the same way twice): ``failed``
+    with ``message`` as its one error, its rows dropped (``cancelled`` if a cancel was asked:
+    cancel always ends a batch). Whether the claim still held."""
+    error = LineError("validation_failed", message, None)
+    errors = orjson.dumps({"object": "list", "data": [error.to_dict()]}).decode()
+    moved = store.advance_batch(
+        batch_id, on_validation_failed, now=int(time.time()), token=token,
+        values={"errors": errors}, drop_rows=True,
+    )  # fmt: skip
+    return moved is not None
+
+
 def requests_blob(batch_id: str) -> str:
     """Where a batch created inline (a ``requests`` list) keeps its requests as JSONL."""
     return f"{batch_id}.requests"

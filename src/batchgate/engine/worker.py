@@ -23,11 +23,12 @@ from batchgate.domain.records import Batch
 from batchgate.domain.states import BatchStatus, RowState
 from batchgate.engine.circuit import Change
 from batchgate.engine.finalize import finalize
-from batchgate.engine.ingest import ingest
+from batchgate.engine.ingest import fail_validation, ingest
 from batchgate.engine.lanes import Lane
 from batchgate.engine.limits import RunnerBackoff
 from batchgate.engine.results import converters, to_result
 from batchgate.engine.retry import OVERLOAD_STATUSES, RetryPolicy
+from batchgate.errors import StoreUnavailable
 from batchgate.providers import provider_for
 from batchgate.providers.base import Provider
 from batchgate.routing import Router
@@ -83,6 +84,7 @@ class Worker:
         self._recording = True
         self._health_at = 0.0
         self._health_open: set[str] = set()  # lanes whose open circuit is in the store
+        self._strikes: dict[str, str] = {}  # batch id -> how its last validation failed
 
     # -- public ------------------------------------------------------------------------------
 
@@ -342,12 +344,45 @@ class Worker:
             await self._safely(self.store.renew_claim, batch_id, token, until)
 
     async def _validate(self, batch: Batch, token: str) -> None:
-        started = await self.store.call(
-            ingest, self.store, self.blobs, batch, token, self.router, self.config.limits
-        )
+        try:
+            started = await self.store.call(
+                ingest, self.store, self.blobs, batch, token, self.router, self.config.limits
+            )
+        except Exception as exc:
+            if not await self._struck(batch, token, exc):
+                raise
+            return
+        self._strikes.pop(batch.id, None)
         log.info("batch_validated batch_id=%s started=%s", batch.id, started)
         self._batches_at = 0.0
         self.wake()
+
+    async def _struck(self, batch: Batch, token: str, exc: Exception) -> bool:
+        """A validation that raised: a store or disk outage is tried again after the claim
+        expires; anything else is a poisoned input (invariant 8). Its first failure frees the
+        claim for a second try at once; failing the same way again ends the batch ``failed``
+        with the reason, instead of trying forever. True when handled here."""
+        if isinstance(exc, OSError | StoreUnavailable):
+            return False
+        what = f"{type(exc).__name__}: {exc}"[:500]
+        before = self._strikes.get(batch.id)
+        if before != what:
+            if len(self._strikes) > 1000:  # bounded: batches that recovered are forgotten
+                self._strikes.clear()
+            self._strikes[batch.id] = what
+            log.warning("batch_validation_failed batch_id=%s error=%r: trying once more",
+                        batch.id, what)  # fmt: skip
+            await self._safely(self.store.renew_claim, batch.id, token, 0.0)
+            return True
+        self._strikes.pop(batch.id, None)
+        message = (
+            f"The input could not be validated: {what}. It failed the same way twice, so the "
+            "batch ends here instead of being tried again."
+        )
+        await self._safely(fail_validation, self.store, batch.id, token, message)
+        log.error("batch_validation_gave_up batch_id=%s error=%r", batch.id, what)
+        self.wake()
+        return True
 
     async def _finalize(self, batch: Batch, token: str) -> None:
         done = await self.store.call(finalize, self.store, self.blobs, batch, token)

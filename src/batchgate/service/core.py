@@ -19,6 +19,7 @@ from batchgate.config import Config
 from batchgate.dialects import DIALECTS, Draft
 from batchgate.dialects.jobs.create import CLAIM_TTL
 from batchgate.domain import jobs as jobs_domain
+from batchgate.domain.jsonl import NUL
 from batchgate.domain.records import (
     Batch,
     FileRecord,
@@ -86,6 +87,10 @@ class Operations:
                 "expires_after[seconds] must be between 3600 and 2592000.",
                 param="expires_after[seconds]",
             )
+        if NUL in filename:
+            raise InvalidRequest(
+                "file: the filename contains a NUL character (\\u0000).", param="file"
+            )
         fid = ids.file_id()
         limit = self.config.limits.max_file_bytes if purpose == "batch" else MAX_ANY_FILE
         size = self.blobs.put_stream(fid, src, limit=limit)
@@ -130,7 +135,9 @@ class Operations:
 
     def batch_file(self, tenant: str, file_id: Any) -> FileRecord | None:
         """The tenant's file ``file_id`` (a create check's input file), None if there is none."""
-        return self.store.get_file(file_id, tenant) if isinstance(file_id, str) else None
+        if not isinstance(file_id, str) or NUL in file_id:
+            return None
+        return self.store.get_file(file_id, tenant)
 
     def create_batch(self, dialect: str, tenant: str, body: Any) -> Batch:
         """A batch of ``dialect``, checked by the dialect's create check (``dialects/``); an

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, false, select
 
 
 def lit(value: StrEnum) -> str:
@@ -22,5 +22,7 @@ def lits(values: Iterable[StrEnum]) -> str:
 
 def by_id(table: Table, record_id: str, tenant: str | None) -> Select[Any]:
     """The row of ``table`` with ``record_id``, within ``tenant`` when one is given."""
+    if "\x00" in record_id:  # no row's id holds one, and PostgreSQL text cannot: none matches
+        return select(table).where(false())
     q = select(table).where(table.c.id == record_id)
     return q if tenant is None else q.where(table.c.tenant == tenant)
