@@ -391,6 +391,23 @@ def test_open_mode_ignores_keys_until_one_is_created(server: ServerHandle, tmp_p
     assert http.get(f"/v1/files/{open_file}", headers=bearer(key)).status_code == 404
 
 
+def test_revoking_the_last_key_of_a_running_server_closes_it(server: ServerHandle) -> None:
+    """A running server that had keys does not fall back to open mode when the last one is
+    revoked: it refuses everyone until a key is created again."""
+    http = server.http()
+    key = make_key(server.store, "erin")
+    assert http.get("/v1/files", headers=bearer(key)).status_code == 200
+    server.store.revoke_key("erin", now=int(time.time()))
+    deadline = time.monotonic() + 5
+    while (r := http.get("/v1/files")).json()["error"]["code"] != "all_keys_revoked":
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.05)
+    assert r.status_code == 401 and "does not fall back to open mode" in r.text
+    assert http.get("/v1/files", headers=bearer(key)).status_code == 401
+    r = http.post("/v1/messages/batches", json={"requests": []})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+
+
 def test_without_keys_a_server_that_may_not_run_open_refuses_everyone(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
 

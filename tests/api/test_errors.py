@@ -107,6 +107,29 @@ def test_wrong_method_is_405_envelope(shared: ServerHandle) -> None:
     _assert_envelope(http.delete("/v1/batches/batch_x"), 404)  # DELETE is an extension
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/batches", "GET, HEAD, POST"),
+        ("PATCH", "/v1/batches/batch_x", "DELETE, GET, HEAD"),
+        ("GET", "/v1/batches/batch_x/cancel", "POST"),
+        ("GET", "/v1/batches/batch_x/retry", "POST"),
+        ("PUT", "/v1/files/file-x", "DELETE, GET, HEAD"),
+        ("DELETE", "/v1/messages/batches", "GET, HEAD, POST"),
+        ("PUT", "/qai/v1/batch", "POST"),
+        ("POST", "/health", "GET, HEAD"),
+    ],
+)  # fmt: skip
+def test_a_405_names_every_allowed_method(
+    shared: ServerHandle, method: str, path: str, allow: str
+) -> None:
+    """RFC 9110: a 405 carries ``Allow`` with every method the path serves (routes are one
+    per method, so this is the union of them), and the message says the same."""
+    r = shared.http().request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == allow, (r.headers, r.text)
+    assert allow in r.text
+
+
 def test_not_found_envelopes(shared: ServerHandle) -> None:
     http = shared.http()
     for path in ("/v1/files/file-x", "/v1/files/file-x/content", "/v1/batches/batch_x"):

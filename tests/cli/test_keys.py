@@ -92,6 +92,30 @@ def test_serve_without_keys_on_loopback_runs_open_and_says_so(
     assert r.status_code == 200
 
 
+def test_revoking_every_key_closes_the_server_unless_it_runs_with_open(
+    procs: Procs, tmp_path: Path, sim: SimHandle
+) -> None:
+    """Once keys were made, revoking the last one closes the server (it said so at start);
+    it does not reopen it to anyone as tenant "". ``--open`` runs it open on purpose."""
+    data = str(tmp_path / "data")
+    _keys("create", "alice", "--data-dir", data)
+    _keys("revoke", "alice", "--data-dir", data)
+    closed = procs.serve("--data-dir", data, "--upstream", sim.url)
+    log = closed.stderr_path.read_text()
+    assert "CLOSED" in log and "OPEN MODE" not in log, closed.logs()
+    r = httpx.get(f"http://127.0.0.1:{closed.port}/v1/files")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "all_keys_revoked"
+    opened = procs.serve("--data-dir", data, "--upstream", sim.url, "--open")
+    assert "OPEN MODE" in opened.stderr_path.read_text(), opened.logs()
+    assert httpx.get(f"http://127.0.0.1:{opened.port}/v1/files").status_code == 200
+    public = procs.spawn("serve", batchgate_argv(
+        "serve", "--open", "--host", "0.0.0.0", "--port", str(free_port()), "--data-dir", data,
+        "--upstream", sim.url,
+    ))  # fmt: skip
+    assert public.popen.wait(timeout=30) != 0
+    assert "--open runs without keys" in public.stderr_path.read_text(), public.logs()
+
+
 def test_a_key_works_is_revoked_at_once_and_never_leaks(
     procs: Procs, tmp_path: Path, sim: SimHandle
 ) -> None:

@@ -43,8 +43,10 @@ class Runtime:
     # Run in-process when set; give the service its ``wake`` so a create or a cancel wakes it.
     worker: Worker | None = None
     public_url: str | None = None
-    # With no live API key, serve everyone as tenant "" (the CLI allows it on loopback only).
+    # With no API key ever made, serve everyone as tenant "" (the CLI allows it on loopback
+    # only); ``open_after_revoke`` also once every key made was revoked (``serve --open``).
     allow_open: bool = True
+    open_after_revoke: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -123,7 +125,10 @@ def create_app(runtime: Runtime) -> Starlette:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.add_middleware(Authenticate, service=runtime.service, allow_open=runtime.allow_open)
+    app.add_middleware(
+        Authenticate, service=runtime.service, allow_open=runtime.allow_open,
+        open_after_revoke=runtime.open_after_revoke,
+    )  # fmt: skip
     app.add_middleware(RefuseNul)
     app.add_middleware(RequestId)  # outermost: a refused request has its id too
     return app

@@ -2,8 +2,10 @@
 resolved once, by a middleware in front of every route, to a Caller: the tenant that owns what
 the request creates, and the scope of what it may read or change.
 
-With no live key in the store the server is open (every caller is tenant ``""`` and a
+With no key ever made in the store the server is open (every caller is tenant ``""`` and a
 presented key is ignored), if the app allows it: the CLI allows it only on a loopback address.
+Once a key has been made, revoking every key closes the server rather than opening it again,
+unless it was started to run open anyway (``serve --open``, loopback only).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ _REFUSALS = {
     "no_api_keys": (
         "This server has no API keys and does not run open on a non-loopback address; an "
         "operator creates one with `batchgate keys create NAME`."
+    ),
+    "all_keys_revoked": (
+        "Every API key of this server has been revoked, so it refuses every request (it does "
+        "not fall back to open mode); an operator creates a key with `batchgate keys create "
+        "NAME`."
     ),
 }
 
@@ -66,11 +73,15 @@ class KeyRing:
     so a revocation holds from the next one; whether any live key exists (open or not) is
     remembered for ``ttl`` seconds."""
 
-    def __init__(self, service: Service, *, allow_open: bool, ttl: float = 1.0) -> None:
+    def __init__(
+        self, service: Service, *, allow_open: bool, open_after_revoke: bool = False,
+        ttl: float = 1.0,
+    ) -> None:  # fmt: skip
         self.service = service
         self.allow_open = allow_open
+        self.open_after_revoke = open_after_revoke
         self.ttl = ttl
-        self._live: bool | None = None
+        self._state: tuple[bool, bool] | None = None  # (a live key, a key ever made)
         self._checked = 0.0
 
     async def caller(self, secret: str | None) -> Caller:
@@ -79,37 +90,54 @@ class KeyRing:
             key = await self.service.key_for(secret)
             if key is not None and key.live:
                 return Caller(key.tenant, bool(key.admin), key.id)
-        if await self._keys_exist():
+        mode = await self._mode()
+        if mode == "keys":
             raise _refusal("invalid_api_key" if secret else "missing_api_key")
-        if not self.allow_open:
+        if mode == "revoked":
+            raise _refusal("all_keys_revoked")
+        if mode == "closed":
             raise _refusal("no_api_keys")
         return OPEN
 
-    async def _keys_exist(self) -> bool:
+    async def _mode(self) -> str:
+        """keys (a live key exists), open, revoked (every key made was revoked: closed) or
+        closed (no key, and this server may not run open)."""
         now = time.monotonic()
-        if self._live is None or now - self._checked >= self.ttl:
-            live = await self.service.has_live_keys()
-            if self._live is not None and live != self._live:
-                self._log_mode(live)
-            self._live, self._checked = live, now
-        return self._live
+        if self._state is None or now - self._checked >= self.ttl:
+            state = await self.service.key_state()
+            if self._state is not None and state != self._state:
+                log.warning("auth_mode mode=%s", self._say(self._of(state)))
+            self._state, self._checked = state, now
+        return self._of(self._state)
 
-    def _log_mode(self, live: bool) -> None:
+    def _of(self, state: tuple[bool, bool]) -> str:
+        live, ever = state
         if live:
-            log.info("auth_mode mode=keys: a live API key exists; every request needs one")
-        elif self.allow_open:
-            log.warning("auth_mode mode=open: no live API key; anyone here is tenant ''")
-        else:
-            log.warning("auth_mode mode=closed: no live API key; every request is refused")
+            return "keys"
+        if ever and not self.open_after_revoke:
+            return "revoked"
+        return "open" if self.allow_open else "closed"
+
+    @staticmethod
+    def _say(mode: str) -> str:
+        return {
+            "keys": "keys: a live API key exists; every request needs one",
+            "open": "open: no live API key; anyone here is tenant ''",
+            "revoked": "closed: every API key was revoked; every request is refused until a "
+            "key is created",
+            "closed": "closed: no live API key; every request is refused",
+        }[mode]
 
 
 class Authenticate:
     """ASGI middleware: puts the Caller in ``request.state.caller``, or answers 401 in the
     dialect's envelope; every path but ``/health``."""
 
-    def __init__(self, app: ASGIApp, *, service: Service, allow_open: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: Service, allow_open: bool, open_after_revoke: bool = False
+    ) -> None:
         self.app = app
-        self.keys = KeyRing(service, allow_open=allow_open)
+        self.keys = KeyRing(service, allow_open=allow_open, open_after_revoke=open_after_revoke)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC:

@@ -7,6 +7,7 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from batchgate import ids
 from batchgate.dialects import ApiError, dialect_of_path
@@ -40,7 +41,24 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     message = exc.detail if exc.status_code != 404 else "Unknown request URL."
     kind = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
     code = "not_found" if exc.status_code == 404 else None
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        message = f"Method {request.method} is not allowed here; use {', '.join(allowed)}."
+        response = error_response(request, 405, message, type=kind, code="method_not_allowed")
+        response.headers["allow"] = ", ".join(allowed)  # RFC 9110 §15.5.6
+        return response
     return error_response(request, exc.status_code, str(message), type=kind, code=code)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (routes are one per method, so the one
+    Starlette tried names only its own)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET", "type": "http"})
+        if match != Match.NONE and isinstance(route, Route):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def on_store_down(request: Request, exc: Exception) -> Response:

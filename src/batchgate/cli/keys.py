@@ -98,12 +98,28 @@ def _when(ts: int | None) -> str:
 # -- open mode: what ``serve`` checks at start ---------------------------------------------------
 
 
-def open_mode_allowed(store: SqlStore, host: str) -> bool:
+def open_mode_allowed(store: SqlStore, host: str, *, force_open: bool = False) -> bool:
     """Whether ``serve --host HOST`` may run open while the store has no live key: only on a
-    loopback address. With no live key it refuses any other address (ConfigError) and warns
-    loudly on loopback."""
+    loopback address, and once keys have been made only with ``--open`` (``force_open``):
+    revoking every key closes the server, it does not open it. Says at start which it is;
+    refuses (ConfigError) a store that never had a key on any other address, and ``--open``
+    there."""
     loopback = is_loopback(host)
-    if store.has_live_keys():
+    live, ever = store.key_state()
+    if force_open and not loopback:
+        raise ConfigError(
+            f"--open runs without keys, and --host {host} is not a loopback address: batchgate "
+            "runs open only on 127.0.0.1, ::1 or localhost."
+        )
+    if live:
+        return loopback
+    if ever and not force_open:
+        log.warning(
+            "CLOSED: every API key of this store has been revoked, so this server refuses "
+            "every request until a key is created with `batchgate keys create NAME` (same "
+            "--data-dir / --database-url); it does not fall back to open mode (`serve --open` "
+            "would, on loopback)."
+        )
         return loopback
     if not loopback:
         raise ConfigError(
@@ -113,9 +129,10 @@ def open_mode_allowed(store: SqlStore, host: str) -> bool:
             "or listen on 127.0.0.1."
         )
     log.warning(
-        "OPEN MODE: this store has no API keys, so anyone on this machine can use this server "
+        "OPEN MODE: this store has no %sAPI keys, so anyone on this machine can use this server "
         "(every caller is one tenant, and keys are not checked). Create one with `batchgate "
-        "keys create NAME` (same --data-dir / --database-url) to require keys."
+        "keys create NAME` (same --data-dir / --database-url) to require keys.",
+        "live " if ever else "",
     )
     return True
 

@@ -35,7 +35,12 @@ def serve(
     *,
     engine: EngineFlags,
     worker: Annotated[bool, typer.Option(help="Run a worker in this process.")] = True,
-) -> None:
+    open_: Annotated[
+        bool,
+        typer.Option("--open", help="With no live API key, serve anyone on this machine as one "
+                     "tenant even if keys were made and revoked (loopback only)."),
+    ] = False,
+) -> None:  # fmt: skip
     """Run the API (OpenAI Files + Batches) with an in-process worker."""
     import uvicorn
 
@@ -46,12 +51,12 @@ def serve(
 
     try:
         cfg, store, blobs, opts = engine.prepare()
-        allow_open = keys.open_mode_allowed(store, host)
+        allow_open = keys.open_mode_allowed(store, host, force_open=open_)
     except BatchgateError as exc:
         _fail(exc)
     inproc = Worker(store, blobs, cfg, opts) if worker else None
     service = Service(store, blobs, cfg, wake=inproc.wake if inproc else lambda: None)
-    runtime = Runtime(service, inproc, allow_open=allow_open)
+    runtime = Runtime(service, inproc, allow_open=allow_open, open_after_revoke=open_)
     uvicorn.run(
         create_app(runtime), host=host, port=port, loop="uvloop", http="httptools",
         log_level=engine.log_level.lower(), access_log=False, timeout_graceful_shutdown=10,

@@ -62,6 +62,10 @@ class Service:
     async def has_live_keys(self) -> bool:
         return await self._run(self._store.has_live_keys)
 
+    async def key_state(self) -> tuple[bool, bool]:
+        """(a live key exists, a key was ever made)."""
+        return await self._run(self._store.key_state)
+
     # -- files --------------------------------------------------------------------------------
 
     async def upload_file(

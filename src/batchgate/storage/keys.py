@@ -82,6 +82,15 @@ class KeyRecords:
             r = conn.execute(q).mappings().first()
         return from_row(ApiKey, r) if r else None
 
+    def key_state(self) -> tuple[bool, bool]:
+        """(any key is unrevoked, any key was ever made): with keys made and all revoked the
+        server stays closed, it does not fall back to open mode."""
+        live = select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None))
+        ever = select(api_keys.c.id)
+        with self.read() as conn:
+            row = conn.execute(select(exists(live), exists(ever))).one()
+        return bool(row[0]), bool(row[1])
+
     def has_live_keys(self) -> bool:
         """Whether any key is unrevoked: with none, the server may run open (loopback only)."""
         with self.read() as conn:
