@@ -249,6 +249,11 @@ def test_create_time_errors_are_located_and_leave_nothing(
         ({"model": "sim-model", "requests": [{"custom_id": "b", "body": {}}]},
          "requests.0.body.messages"),
         ({"model": "sim-model", "requests": [req("b", model="")]}, "requests.0.body.model"),
+        ({"model": "sim-model", "requests": [{"custom_id": "b", "body": {"messages": [1]}}]},
+         "requests.0.body.messages.0"),
+        ({"model": "sim-model", "requests": [ok, {"custom_id": "c", "body": {"messages": [
+            {"role": "user", "content": "x"}, {"content": "no role"}]}}]},
+         "requests.1.body.messages.1"),
         ({"model": "sim-model", "requests": [ok], "completion_window": "1d"}, "completion_window"),
         ({"model": "sim-model", "requests": [ok], "metadata": {"k": 1}}, "metadata"),
     ]  # fmt: skip

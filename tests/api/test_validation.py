@@ -121,6 +121,10 @@ CASES: list[tuple[str, bytes, list[tuple[str, int | None, str | None]]]] = [
     ("several_errors_in_line_order",
      b"\n".join([_ok("a"), b"nope", _ok("c"), _ok("d", method="PUT"), _ok("e", url="/v1/x")]),
      [("invalid_json_line", 2, None), ("invalid_method", 4, "method"), ("invalid_url", 5, "url")]),
+    ("every_kind_in_one_pass",  # a broken line and a duplicate: both, in line order
+     b"\n".join([_ok("a"), _ok("b"), b"{broken", _ok("d", method="PUT"), _ok("a"), _ok("b")]),
+     [("invalid_json_line", 3, None), ("invalid_method", 4, "method"),
+      ("duplicate_custom_id", 5, "custom_id"), ("duplicate_custom_id", 6, "custom_id")]),
     ("empty_file", b"", [("empty_file", None, None)]),
     ("only_newlines", b"\n\n\n", [("empty_file", None, None)]),
     ("only_bom", b"\xef\xbb\xbf", [("empty_file", None, None)]),
@@ -154,6 +158,11 @@ def test_failures_on_every_backend(db_url: str, make_server: Callable[..., Serve
     assert [(e["code"], e["line"]) for e in errors] == [
         ("invalid_json_line", 2), ("blank_line", 3), ("invalid_method", 4),
     ]  # fmt: skip
+    both = _submit(srv, b"\n".join([_ok("a"), _ok("b"), b"{broken", _ok("c"), _ok("a")]))
+    assert [(e["code"], e["line"]) for e in _assert_failed(srv, both)] == [
+        ("invalid_json_line", 3), ("duplicate_custom_id", 5),
+    ]  # fmt: skip
+    assert srv.store.count_rows(both.id) == {}  # the rows that found the duplicate are gone
     ok = _submit(srv, b"\xef\xbb\xbf" + b"\r\n".join(_ok(f"v{i}") for i in range(3)) + b"\r\n\r\n")
     assert ok.status == "completed"
     assert srv.store.count_rows(ok.id) == {"succeeded": 3}

@@ -72,6 +72,7 @@ def test_submit_with_wait_reports_failures_and_exit_status(
     assert result.exit_code == 3, result.output  # completed, with a failed line
     assert "3/3 done, 2 succeeded, 1 failed" in result.stderr
     assert "errors" in result.stderr
+    assert "cost      not priced" in result.stderr  # the simulator's models have no price
 
 
 def test_retry_sends_the_failed_lines_again_with_the_exit_codes_of_wait(
@@ -110,7 +111,9 @@ def test_an_invalid_file_fails_with_its_located_errors(
     path.write_bytes(chat_lines(1) + b'{"custom_id": "x"}\n')
     result = cli("submit", str(path), "--wait", "--poll", "0.05")
     assert result.exit_code == 4  # the batch itself failed
-    assert "failed" in result.stderr and "line 2" in result.stderr
+    assert "failed" in result.stderr
+    assert "  error     Line 2: 'method' is required." in result.stderr  # said once
+    assert "batchgate results" not in result.stderr and "batchgate retry" not in result.stderr
 
 
 def test_anthropic_lines_make_a_message_batch(cli: Callable[..., Result], tmp_path: Path) -> None:

@@ -73,8 +73,13 @@ NoStartCheck = Annotated[
 ]  # fmt: skip
 MaxAttempts = Annotated[int, typer.Option(help="Sends per request before it fails.")]
 RetryBase = Annotated[float, typer.Option(help="First retry back-off in seconds (doubles).")]
-MaxLines = Annotated[int | None, typer.Option(help="Max lines per batch file (default 50000).")]
-MaxFileMb = Annotated[int | None, typer.Option(help="Max batch file size in MB (default 200).")]
+MaxLines = Annotated[
+    int | None,
+    typer.Option(help="Max lines per batch file (default 50000; `run`: no limit)."),
+]
+MaxFileMb = Annotated[
+    int | None, typer.Option(help="Max batch file size in MB (default 200; `run`: no limit).")
+]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
 LeaseTtl = Annotated[
     float, typer.Option(help="Seconds before a dead worker's rows are taken over.")

@@ -258,9 +258,10 @@ def _describe(batch: AnyBatch, console: Console) -> None:
         for label, fid in (("output", batch.output_file_id), ("errors", batch.error_file_id)):
             if fid:
                 console.print(f"  {label:<9} {fid}")
-        for err in batch.errors[:10]:
-            where = f"line {err.line}" if err.line else "file"
-            console.print(f"  [red]{where}[/] {err.param or ''}: {err.message}", markup=True)
+        for err in batch.errors[:10]:  # each message names its line already ("Line 6: …")
+            console.print(f"  error     {err.message}", markup=False, style="red")
+    if isinstance(batch, Batch) and batch.status == "failed":
+        return  # its input was invalid: no results to fetch, nothing to retry
     console.print(f"  results   batchgate results {batch.id} -o results.jsonl", markup=False)
     if batch.ended and snap.failed:
         console.print(f"  retry     batchgate retry {batch.id}", markup=False)
@@ -272,7 +273,10 @@ def _describe_spend(raw: dict[str, Any], console: Console) -> None:
     if isinstance(cost, dict):
         known = f"${cost.get('usd')}"
         if not cost.get("priced", True):
-            known = f"at least {known} (some requests were on a model with no price)"
+            known = (
+                "not priced (its models have no price)" if not cost.get("ticks")
+                else f"at least {known} (some requests were on a model with no price)"
+            )  # fmt: skip
         console.print(f"  cost      {known}", markup=False)
     if isinstance(budget, dict):
         reached = " (reached: requests not yet sent end with budget_exceeded)"

@@ -55,6 +55,12 @@ def _body(item: dict[str, Any], where: str, model: str) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _fail(f"{where}.messages", "expected a non-empty list of messages.")
+    for n, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise _fail(
+                f"{where}.messages.{n}",
+                "expected a message object with a 'role' (and its 'content').",
+            )
     if body.get("stream") is True:
         raise _fail(f"{where}.stream", "batch requests cannot stream; leave it out.")
     return body

@@ -119,6 +119,14 @@ class ErrorCollector:
         if len(self._errors) < self.cap:
             self._errors.append(err)
 
+    def add_found(self, more: list[LineError], total: int) -> None:
+        """Fold in ``total`` errors found after the line-by-line pass (duplicates, of which
+        ``more`` are the first, in line order): the errors kept are the first ``cap`` of both
+        by line, so one report names every kind of problem near the top of the file."""
+        merged = sorted([*self._errors, *more], key=lambda e: (e.line is None, e.line or 0))
+        self._errors = merged[: self.cap]
+        self._count += total
+
     @property
     def count(self) -> int:
         return self._count

@@ -83,7 +83,7 @@ class _Ingest:
         self.count += 1
         if isinstance(res, LineError):
             self.errors.add(res)
-        elif not self.errors.count:
+        else:  # stored even after an error: the database then finds duplicates in the same pass
             self.chunk.append(self.to_row(res))
             if len(self.chunk) >= CHUNK_ROWS:
                 self.flush()
@@ -194,12 +194,11 @@ def ingest(
         job.errors.add(LineError("invalid_request", "The input file no longer exists.", None))
     else:
         _read_file(job, blobs, key, limits, renew)
-    if not job.errors.count:
-        job.flush()
-        if job.count == 0:
-            job.errors.add(LineError("empty_file", "The input file has no requests.", None))
-        else:
-            _check_duplicates(job, store)
+    job.flush()
+    if job.count == 0 and not job.errors.count:
+        job.errors.add(LineError("empty_file", "The input file has no requests.", None))
+    elif job.count:
+        _check_duplicates(job, store)  # with the lines' own errors: every problem in one report
     now = int(time.time())
     if job.errors.count:
         errors = orjson.dumps({"object": "list", "data": job.errors.to_list()}).decode()
@@ -247,11 +246,15 @@ def _read_file(
 
 def _check_duplicates(job: _Ingest, store: Store) -> None:
     dups, total = store.duplicate_custom_ids(job.batch.id, job.errors.cap)
-    for custom_id, line in dups:
-        job.errors.add(LineError(
-            "duplicate_custom_id",
-            f"Line {line}: custom_id {custom_id!r} is used by an earlier line; "
-            "each custom_id must be unique within the batch.", line, "custom_id",
-        ))  # fmt: skip
-    for _ in range(total - len(dups)):
-        job.errors.add(LineError("duplicate_custom_id", "", None))
+    found = [_duplicate(custom_id, line) for custom_id, line in dups]
+    job.errors.add_found(found, total)
+
+
+def _duplicate(custom_id: str, line: int) -> LineError:
+    return LineError(
+        "duplicate_custom_id",
+        f"Line {line}: custom_id {custom_id!r} is used by an earlier line; "
+        "each custom_id must be unique within the batch.",
+        line,
+        "custom_id",
+    )
