@@ -32,7 +32,10 @@ def _ok(result: Result) -> str:
 
 def test_budgets_set_list_rm(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "data")]
-    said = _ok(_cli("budgets", "set", "team-a", "25", *data))
+    none = _cli("budgets", "list", *data)  # no store there yet: refused, nothing made
+    assert none.exit_code == 1 and "--create" in none.stderr
+    assert not (tmp_path / "data" / "batchgate.db").exists()
+    said = _ok(_cli("budgets", "set", "team-a", "25", *data, "--create"))
     assert "Tenant 'team-a' has a budget of 25.000000000 USD per month." in said
     _ok(_cli("budgets", "set", "team-b", "2.50", "--period", "day", *data))
     _ok(_cli("budgets", "set", "team-a", "30", "--period", "total", *data))  # replaces
@@ -60,8 +63,10 @@ def test_budgets_set_list_rm(tmp_path: Path) -> None:
     ],
 )
 def test_budgets_set_refuses_bad_values(tmp_path: Path, args: list[str], said: str) -> None:
-    got = _cli("budgets", "set", "--data-dir", str(tmp_path / "data"), *args)
+    got = _cli("budgets", "set", "--data-dir", str(tmp_path / "data"), "--create", *args)
     assert got.exit_code == 1 and said in got.stderr, got.stderr
+    _ok(_cli("budgets", "set", "--data-dir", str(tmp_path / "data"), "--create", "u", "1"))
+    _ok(_cli("budgets", "rm", "u", "--data-dir", str(tmp_path / "data")))
     listed = _ok(_cli("budgets", "list", "--data-dir", str(tmp_path / "data")))
     assert len(listed.splitlines()) == 1  # the header alone: nothing was set
 

@@ -34,7 +34,9 @@ def _keys(*args: str) -> Result:
 
 def _create_in_a_shell(data_dir: Path, *args: str) -> str:
     """``$(batchgate keys create … | tail -1)``, as the README says."""
-    argv = shlex.join(batchgate_argv("keys", "create", *args, "--data-dir", str(data_dir)))
+    argv = shlex.join(
+        batchgate_argv("keys", "create", *args, "--data-dir", str(data_dir), "--create")
+    )
     done = subprocess.run(
         ["sh", "-c", f"{argv} | tail -1"], capture_output=True, text=True, timeout=30, check=True
     )
@@ -43,7 +45,9 @@ def _create_in_a_shell(data_dir: Path, *args: str) -> str:
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
-    made = _keys("create", "alice", "--tenant", "team-a", "--admin", "--data-dir", data).stdout
+    made = _keys(
+        "create", "alice", "--tenant", "team-a", "--admin", "--data-dir", data, "--create"
+    ).stdout
     *description, secret = made.splitlines()
     assert SECRET.match(secret) and secret not in "\n".join(description)
     assert "team-a" in description[0] and "admin" in description[0]
@@ -60,6 +64,24 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert gone.exit_code == 1 and "keys list" in gone.stderr
     bad = CliRunner().invoke(app, ["keys", "create", "key_x", "--data-dir", data])
     assert bad.exit_code == 1 and "Invalid name" in bad.stderr
+
+
+def test_admin_commands_act_on_an_existing_store_and_say_which(tmp_path: Path) -> None:
+    """Run where no store is, ``keys``, ``budgets`` and ``usage`` refuse and make nothing
+    (a key in a stray ./data would leave the real server open); they read BATCHGATE_DATA_DIR
+    and name the store they act on."""
+    stray, real = tmp_path / "elsewhere", tmp_path / "real"
+    for argv in (["keys", "create", "bob"], ["keys", "list"], ["budgets", "list"], ["usage"]):
+        got = CliRunner().invoke(app, [*argv, "--data-dir", str(stray)])
+        assert got.exit_code == 1 and "No batchgate store in" in got.stderr, (argv, got.stderr)
+        assert "--create" in got.stderr
+    assert not (stray / "batchgate.db").exists()
+    made = CliRunner().invoke(app, ["keys", "create", "bob", "--create"],
+                              env={"BATCHGATE_DATA_DIR": str(real)})  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert f"store: {(real / 'batchgate.db').resolve()}" in made.stderr
+    listed = CliRunner().invoke(app, ["keys", "list"], env={"BATCHGATE_DATA_DIR": str(real)})
+    assert listed.exit_code == 0 and "bob" in listed.stdout
 
 
 @pytest.mark.parametrize(
@@ -98,7 +120,7 @@ def test_revoking_every_key_closes_the_server_unless_it_runs_with_open(
     """Once keys were made, revoking the last one closes the server (it said so at start);
     it does not reopen it to anyone as tenant "". ``--open`` runs it open on purpose."""
     data = str(tmp_path / "data")
-    _keys("create", "alice", "--data-dir", data)
+    _keys("create", "alice", "--data-dir", data, "--create")
     _keys("revoke", "alice", "--data-dir", data)
     closed = procs.serve("--data-dir", data, "--upstream", sim.url)
     log = closed.stderr_path.read_text()

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from batchgate.cli.common import DatabaseUrl, DataDir, print_table
+from batchgate.cli.common import CreateStore, DatabaseUrl, DataDir, print_table
 from batchgate.cli.runtime import operator_store, reported
 from batchgate.domain.budget import PERIODS, parse_budget_usd, tenant_budget_object
 from batchgate.domain.cost import usd
@@ -41,6 +41,7 @@ def set_budget(
     ] = "month",
     data_dir: DataDir = Path("./data"),
     database_url: DatabaseUrl = None,
+    create_store: CreateStore = False,
 ) -> None:
     """Set (or replace) a tenant's budget: once its spend in the period reaches it, the
     tenant's requests not yet sent end with budget_exceeded."""
@@ -53,7 +54,7 @@ def set_budget(
                 param="period",
             )
     assert ticks is not None
-    with operator_store(data_dir, database_url) as store:
+    with operator_store(data_dir, database_url, create=create_store) as store:
         store.set_budget(tenant, ticks, period, int(time.time()))
     typer.echo(f"Tenant {tenant!r} has a budget of {usd(ticks)} USD per {period}.")
 

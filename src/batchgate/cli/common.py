@@ -85,8 +85,15 @@ LeaseTtl = Annotated[
     float, typer.Option(help="Seconds before a dead worker's rows are taken over.")
 ]
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", help="State directory: SQLite database and blobs.")
-]
+    Path,
+    typer.Option("--data-dir", envvar="BATCHGATE_DATA_DIR",
+                 help="State directory: SQLite database and blobs."),
+]  # fmt: skip
+CreateStore = Annotated[
+    bool,
+    typer.Option("--create", help="Make a new store if --data-dir holds none (to set keys or "
+                 "budgets up before the first `serve`)."),
+]  # fmt: skip
 DatabaseUrl = Annotated[
     str | None,
     typer.Option("--database-url", envvar="BATCHGATE_DATABASE_URL",

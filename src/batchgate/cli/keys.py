@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from batchgate.cli.common import DatabaseUrl, DataDir, print_table
+from batchgate.cli.common import CreateStore, DatabaseUrl, DataDir, print_table
 from batchgate.cli.runtime import operator_store, reported
 from batchgate.domain.keys import check_name, issue
 from batchgate.errors import ConfigError
@@ -44,13 +44,14 @@ def create(
     ] = False,
     data_dir: DataDir = Path("./data"),
     database_url: DatabaseUrl = None,
+    create_store: CreateStore = False,
 ) -> None:
     """Create an API key; prints it once, alone on the last line."""
     owner = tenant if tenant is not None else name
     with reported():
         check_name(name, "name")
         check_name(owner, "tenant")
-    with operator_store(data_dir, database_url) as store:
+    with operator_store(data_dir, database_url, create=create_store) as store:
         key = issue()
         row = store.create_key(
             name=name, tenant=owner, admin=admin, key_hash=key.key_hash, prefix=key.prefix,

@@ -41,10 +41,23 @@ class UpstreamOptions:
     max_file_mb: int | None
 
 
+SQLITE_FILE = "batchgate.db"
+
+
+def _shown_url(url: str) -> str:
+    """A database URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: opening it will say what is wrong
+        return url.split("@")[-1]
+
+
 def open_backends(opts: StoreOptions) -> tuple[SqlStore, BlobStore]:
     """The row store (SQLite under ``data_dir`` unless a database URL is given) and blobs."""
     opts.data_dir.mkdir(parents=True, exist_ok=True)
-    url = opts.database_url or f"sqlite:///{(opts.data_dir / 'batchgate.db').resolve()}"
+    url = opts.database_url or f"sqlite:///{(opts.data_dir / SQLITE_FILE).resolve()}"
     return open_store(url), BlobStore(opts.data_dir / "blobs")
 
 
@@ -59,10 +72,25 @@ def reported() -> Iterator[None]:
 
 
 @contextmanager
-def operator_store(data_dir: Path, database_url: str | None) -> Iterator[SqlStore]:
-    """The server's store for an operator command (``keys``, ``budgets``), closed after;
-    errors reported as ``reported`` does."""
+def operator_store(
+    data_dir: Path, database_url: str | None, *, create: bool = False
+) -> Iterator[SqlStore]:
+    """The server's store for an operator command (``keys``, ``budgets``, ``usage``), closed
+    after; errors reported as ``reported`` does. It says on stderr which store it acts on, and
+    refuses a SQLite data directory that holds no store unless ``create``: run in the wrong
+    directory, a command would otherwise make an empty store there and report success (a key
+    the running server never sees)."""
     with reported():
+        db = data_dir / SQLITE_FILE
+        if database_url is None and not db.is_file() and not create:
+            raise ConfigError(
+                f"No batchgate store in {data_dir.resolve()} (no {SQLITE_FILE} there). Point "
+                "--data-dir (or BATCHGATE_DATA_DIR) at the directory `batchgate serve` uses, "
+                "or --database-url (BATCHGATE_DATABASE_URL) at its database; --create makes a "
+                "new store here."
+            )
+        where = _shown_url(database_url) if database_url else str(db.resolve())
+        typer.echo(f"store: {where}", err=True)
         store, _ = open_backends(StoreOptions(data_dir, database_url))
         try:
             yield store

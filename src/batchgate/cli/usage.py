@@ -13,9 +13,8 @@ import orjson
 import typer
 
 from batchgate.cli.common import DatabaseUrl, DataDir, print_table
-from batchgate.cli.runtime import StoreOptions, open_backends
+from batchgate.cli.runtime import operator_store, reported
 from batchgate.domain.usage import time_range, usage_object
-from batchgate.errors import BatchgateError
 
 _WHEN = "a date (2026-12-01), an RFC 3339 time (2026-12-01T10:00:00Z) or Unix seconds"
 _COLUMNS = ["requests", "succeeded", "failed", "input_tokens", "output_tokens"]
@@ -50,16 +49,10 @@ def usage(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Show requests, tokens and cost per tenant over a time range (default: the last 24 h)."""
-    try:
+    with reported():
         start, end = time_range(since, until, time.time(), names=("--since", "--until"))
-        store, _ = open_backends(StoreOptions(data_dir, database_url))
-        try:
-            groups = store.usage(tenant, start=start, end=end, by_model=by_model)
-        finally:
-            store.close()
-    except BatchgateError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+    with operator_store(data_dir, database_url) as store:
+        groups = store.usage(tenant, start=start, end=end, by_model=by_model)
     doc = usage_object(start, end, groups, by_model=by_model)
     if as_json:
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
