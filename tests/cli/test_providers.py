@@ -55,7 +55,7 @@ def test_dead_port_fails_with_the_reason(sim: SimHandle) -> None:
     assert rows["live"][-1] == "ok"
     assert rows["dead"][-1].startswith("unreachable: ")
     assert "refused" in rows["dead"][-1].lower()
-    assert "not reachable: dead" in result.stderr
+    assert "cannot serve requests: dead" in result.stderr
 
 
 def test_config_file_lists_kinds_models_prices_and_http_status(

@@ -174,6 +174,13 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     line = result.stderr.strip()
     assert "\n" not in line
     assert f"cannot reach batchgate at {url}" in line and "BATCHGATE_URL" in line
+    assert line.lower().count("cannot reach") == 1 and line.count("batchgate serve") == 1
+
+
+def test_a_url_without_a_scheme_is_a_usage_error_that_says_so() -> None:
+    result = CliRunner().invoke(app, ["ls", "--url", "127.0.0.1:8080"])
+    assert result.exit_code == 2
+    assert "needs a scheme: http://127.0.0.1:8080" in result.stderr
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ def providers(
     print_table(HEADER, rows(cfg, checks))
     if checks is not None and not all(c.ok for c in checks.values()):
         bad = ", ".join(name for name, c in checks.items() if not c.ok)
-        typer.echo(f"error: not reachable: {bad}", err=True)
+        typer.echo(f"error: cannot serve requests: {bad}", err=True)  # why, line by line:
         for u in cfg.upstreams:
             if not checks[u.name].ok:
                 typer.echo(f"  {problem_line(u, checks[u.name])}", err=True)

@@ -71,6 +71,12 @@ def register(app: typer.Typer) -> None:
 
 @contextlib.contextmanager
 def _session(url: str, api_key: str | None) -> Iterator[Client]:
+    if not url.startswith(("http://", "https://")):
+        typer.echo(
+            f"error: --url {url!r} needs a scheme: http://{url.split('://')[-1]} (or https://).",
+            err=True,
+        )
+        raise typer.Exit(Exit.USAGE)
     try:
         with Client(base_url=url, api_key=api_key) as client:
             yield client
@@ -81,9 +87,9 @@ def _session(url: str, api_key: str | None) -> Iterator[Client]:
 
 def explain(exc: BatchgateClientError, url: str) -> str:
     """The one line a user reads: what went wrong and what to do next."""
-    if isinstance(exc, APIConnectionError):
+    if isinstance(exc, APIConnectionError):  # the SDK's own message says it all again
         return (
-            f"cannot reach batchgate at {url} ({exc.message}); is `batchgate serve` running "
+            f"cannot reach batchgate at {url} ({exc.reason}); is `batchgate serve` running "
             "there? Point --url or BATCHGATE_URL at it."
         )
     if isinstance(exc, AuthenticationError | PermissionDeniedError):
