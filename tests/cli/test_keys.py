@@ -127,7 +127,7 @@ def test_revoking_every_key_closes_the_server_unless_it_runs_with_open(
     assert "CLOSED" in log and "OPEN MODE" not in log, closed.logs()
     r = httpx.get(f"http://127.0.0.1:{closed.port}/v1/files")
     assert r.status_code == 401 and r.json()["error"]["code"] == "all_keys_revoked"
-    opened = procs.serve("--data-dir", data, "--upstream", sim.url, "--open")
+    opened = procs.serve("--data-dir", data, "--upstream", sim.url, "--open", "--no-worker")
     assert "OPEN MODE" in opened.stderr_path.read_text(), opened.logs()
     assert httpx.get(f"http://127.0.0.1:{opened.port}/v1/files").status_code == 200
     public = procs.spawn("serve", batchgate_argv(

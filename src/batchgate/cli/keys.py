@@ -107,11 +107,7 @@ def open_mode_allowed(store: SqlStore, host: str, *, force_open: bool = False) -
     there."""
     loopback = is_loopback(host)
     live, ever = store.key_state()
-    if force_open and not loopback:
-        raise ConfigError(
-            f"--open runs without keys, and --host {host} is not a loopback address: batchgate "
-            "runs open only on 127.0.0.1, ::1 or localhost."
-        )
+    refuse_public_open(host, force_open)
     if live:
         return loopback
     if ever and not force_open:
@@ -136,6 +132,15 @@ def open_mode_allowed(store: SqlStore, host: str, *, force_open: bool = False) -
         "live " if ever else "",
     )
     return True
+
+
+def refuse_public_open(host: str, force_open: bool) -> None:
+    """``serve --open`` on an address other than loopback: a ConfigError, before anything."""
+    if force_open and not is_loopback(host):
+        raise ConfigError(
+            f"--open runs without keys, and --host {host} is not a loopback address: batchgate "
+            "runs open only on 127.0.0.1, ::1 or localhost."
+        )
 
 
 def is_loopback(host: str) -> bool:

@@ -46,10 +46,15 @@ def serve(
 
     from batchgate.api import Runtime, create_app
     from batchgate.cli import keys
+    from batchgate.cli import runtime as rt
     from batchgate.engine.worker import Worker
     from batchgate.service import Service
 
     try:
+        keys.refuse_public_open(host, open_)
+        sock = rt.bind(host, port)
+        if worker:
+            rt.lock_worker(engine.stores())
         cfg, store, blobs, opts = engine.prepare()
         allow_open = keys.open_mode_allowed(store, host, force_open=open_)
     except BatchgateError as exc:
@@ -57,10 +62,11 @@ def serve(
     inproc = Worker(store, blobs, cfg, opts) if worker else None
     service = Service(store, blobs, cfg, wake=inproc.wake if inproc else lambda: None)
     runtime = Runtime(service, inproc, allow_open=allow_open, open_after_revoke=open_)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(runtime), host=host, port=port, loop="uvloop", http="httptools",
         log_level=engine.log_level.lower(), access_log=False, timeout_graceful_shutdown=10,
     )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])
     store.close()
 
 
@@ -70,9 +76,11 @@ def worker_cmd(*, engine: EngineFlags) -> None:
     """Run a worker without the API (several may share one PostgreSQL database)."""
     import uvloop
 
+    from batchgate.cli import runtime as rt
     from batchgate.engine.worker import Worker
 
     try:
+        rt.lock_worker(engine.stores())
         cfg, store, blobs, opts = engine.prepare()
     except BatchgateError as exc:
         _fail(exc)

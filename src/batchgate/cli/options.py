@@ -33,7 +33,7 @@ from batchgate.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from batchgate.cli.runtime import UpstreamOptions
+    from batchgate.cli.runtime import StoreOptions, UpstreamOptions
     from batchgate.config import Config
     from batchgate.engine.worker import WorkerOptions
     from batchgate.storage.blobs import BlobStore
@@ -78,12 +78,17 @@ class EngineFlags:
     retry_base_delay: RetryBase = 1.0
     log_level: LogLevel = "info"
 
+    def stores(self) -> StoreOptions:
+        from batchgate.cli import runtime as rt
+
+        return rt.StoreOptions(self.data_dir, self.database_url)
+
     def prepare(self) -> tuple[Config, SqlStore, BlobStore, WorkerOptions]:
         """Logging, config, store, blobs and worker options (BatchgateError if refused)."""
         from batchgate.cli import runtime as rt
 
         return rt.prepare(
-            self.upstreams.options(), rt.StoreOptions(self.data_dir, self.database_url),
+            self.upstreams.options(), self.stores(),
             lease_ttl=self.lease_ttl, max_attempts=self.max_attempts,
             retry_base_delay=self.retry_base_delay, log_level=self.log_level,
             check=not self.upstreams.no_check,

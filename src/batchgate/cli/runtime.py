@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +53,53 @@ def _shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL: opening it will say what is wrong
         return url.split("@")[-1]
+
+
+_HELD: list[int] = []  # the lock files this process holds, open until it exits
+WORKER_LOCK = "worker.lock"
+
+
+def lock_worker(opts: StoreOptions) -> None:
+    """One worker per SQLite data directory: a second ``serve`` or ``worker`` on it would send
+    at the full concurrency again (twice the upstream's load) and contend for one file. The
+    lock (``flock`` on ``<data-dir>/worker.lock``) is the kernel's, so it goes with the process,
+    ``kill -9`` included. PostgreSQL is the way to run several workers; ``serve --no-worker``
+    adds API processes without one."""
+    if opts.database_url:
+        return
+    import fcntl
+
+    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(opts.data_dir / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"Another batchgate process (pid {holder}) runs a worker on the SQLite store in "
+            f"{opts.data_dir.resolve()}: a second would send at the full concurrency again and "
+            "contend for one database file. Run one `serve` or `worker` per data directory "
+            "(`serve --no-worker` adds an API process), or share PostgreSQL (--database-url) "
+            "between several workers."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD.append(fd)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts (a worker, its upstream
+    check): a port in use is said at once, with the fix."""
+    try:
+        family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        raise ConfigError(
+            f"Cannot listen on {host}:{port}: {why}; is another server running there? Pick "
+            "another port with --port."
+        ) from None
 
 
 def open_backends(opts: StoreOptions) -> tuple[SqlStore, BlobStore]:
