@@ -296,11 +296,11 @@ def test_the_summary_prices_the_run_from_the_config(procs: Procs, tmp_path: Path
 def test_a_local_run_takes_files_past_the_servers_limits_unless_told_otherwise() -> None:
     """The server's 50,000 lines and 200 MB follow the hosted APIs; a local run streams its
     file and keeps no limit of them, but an explicit limit (flag or config file) holds."""
-    from batchgate.cli.run import LOCAL_MAX_FILE_BYTES, LOCAL_MAX_LINES, _local_limits
+    from batchgate.cli.runtime import LOCAL_MAX_FILE_BYTES, LOCAL_MAX_LINES, local_limits
     from batchgate.config import Config, Limits
 
-    lifted = _local_limits(Config()).limits
+    lifted = local_limits(Config()).limits
     assert (lifted.max_lines, lifted.max_file_bytes) == (LOCAL_MAX_LINES, LOCAL_MAX_FILE_BYTES)
     assert lifted.max_lines > 50_000 * 1000
-    kept = _local_limits(Config(limits=Limits(max_lines=10, max_file_bytes=2048))).limits
+    kept = local_limits(Config(limits=Limits(max_lines=10, max_file_bytes=2048))).limits
     assert (kept.max_lines, kept.max_file_bytes) == (10, 2048)

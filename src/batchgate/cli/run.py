@@ -159,29 +159,11 @@ def resume_command(argv: tuple[str, ...]) -> str:
 # -- the run ---------------------------------------------------------------------------------------
 
 
-# A local run reads its file streaming and holds no one else's work: the server's defaults
-# (50,000 lines, 200 MB, which follow the hosted batch APIs) are no reason to refuse a file.
-# Explicit --max-lines / --max-file-mb, or a config file's [limits], still apply.
-LOCAL_MAX_LINES = 2**31 - 1
-LOCAL_MAX_FILE_BYTES = 2**62
-
-
-def _local_limits(config: Config) -> Config:
-    from batchgate.config import Limits
-
-    limits, server = config.limits, Limits()
-    if limits.max_lines == server.max_lines:
-        limits = dataclasses.replace(limits, max_lines=LOCAL_MAX_LINES)
-    if limits.max_file_bytes == server.max_file_bytes:
-        limits = dataclasses.replace(limits, max_file_bytes=LOCAL_MAX_FILE_BYTES)
-    return dataclasses.replace(config, limits=limits)
-
-
 def execute(args: RunArgs) -> Exit:
     """Run (or resume) the batch of ``args``; the exit status."""
     from batchgate.cli import runtime as rt
 
-    config = _local_limits(rt.build_config(args.upstreams))
+    config = rt.local_limits(rt.build_config(args.upstreams))
     _check_paths(args)
     if args.check:
         from batchgate.cli.checks import refuse_unserving

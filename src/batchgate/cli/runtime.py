@@ -179,6 +179,22 @@ def build_config(opts: UpstreamOptions) -> Config:
     return from_environment(config)
 
 
+# A local run reads its file streaming and holds no one else's work: the server's defaults
+# (50,000 lines, 200 MB, which follow the hosted batch APIs) are no reason to refuse a file.
+# Explicit --max-lines / --max-file-mb, or a config file's [limits], still apply.
+LOCAL_MAX_LINES = 2**31 - 1
+LOCAL_MAX_FILE_BYTES = 2**62
+
+
+def local_limits(config: Config) -> Config:
+    limits, server = config.limits, Limits()
+    if limits.max_lines == server.max_lines:
+        limits = dataclasses.replace(limits, max_lines=LOCAL_MAX_LINES)
+    if limits.max_file_bytes == server.max_file_bytes:
+        limits = dataclasses.replace(limits, max_file_bytes=LOCAL_MAX_FILE_BYTES)
+    return dataclasses.replace(config, limits=limits)
+
+
 def warn_upstreams(config: Config) -> None:
     """One ``warning:`` line on stderr per upstream that does not answer GET /models."""
     from batchgate.cli.checks import startup_problems

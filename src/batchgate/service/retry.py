@@ -83,7 +83,6 @@ def retry_batch(
 
 
 def _make(ops: Operations, old: Batch, new_id: str, ask: RetryAsk, budget: int | None) -> Batch:
-    _input_key(ops, old)  # gone: refused before anything is written
     file = old.input_file_id is not None
     key = ids.file_id() if file else requests_blob(new_id)
     wanted = _lines_of(ops, old.id, ask)
